@@ -1,0 +1,238 @@
+//! Writes the impls. Generated code names only absolute
+//! `::redux_cluster::` paths and sits inside `const _: () = { ... };` so it
+//! adds no names to the user's module.
+
+use crate::ast::{Fields, Input, Shape};
+use crate::attr::{ReducerArgs, StoreAttrs};
+use crate::ctxt::Ctxt;
+use crate::valid;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Type};
+
+/// `#[derive(Schema)]`.
+pub fn schema_only(input: DeriveInput) -> syn::Result<TokenStream> {
+    let mut cx = Ctxt::default();
+    let parsed = Input::from_syn(&mut cx, &input);
+    if let Some(p) = &parsed {
+        valid::check(&mut cx, p);
+    }
+    cx.check()?;
+    let Some(parsed) = parsed else {
+        return Ok(TokenStream::new());
+    };
+    let imp = schema_impl(&parsed);
+    Ok(quote!(const _: () = { #imp };))
+}
+
+/// `#[derive(ClusterStore)]`.
+pub fn cluster_store(input: DeriveInput) -> syn::Result<TokenStream> {
+    let mut cx = Ctxt::default();
+    let attrs = StoreAttrs::parse(&mut cx, &input.attrs);
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &input.generics,
+            "a cluster store state cannot be generic: peers must agree on one concrete type",
+        );
+    }
+    if let syn::Data::Enum(e) = &input.data {
+        cx.error_spanned_by(
+            e.enum_token,
+            "#[derive(ClusterStore)] goes on the state struct; put #[reducer(State)] on the action enum",
+        );
+    }
+    let parsed = Input::from_syn(&mut cx, &input);
+    if let Some(p) = &parsed {
+        valid::check(&mut cx, p);
+    }
+    cx.check()?;
+    let Some(parsed) = parsed else {
+        return Ok(TokenStream::new());
+    };
+    let ident = &parsed.ident;
+    let schema = schema_impl(&parsed);
+    let name = attrs
+        .name
+        .map_or_else(|| ident.to_string(), |l| l.value());
+    let pin = match attrs.schema {
+        Some(l) => quote!(::core::option::Option::Some(#l)),
+        None => quote!(::core::option::Option::None),
+    };
+    Ok(quote! {
+        const _: () = {
+            #schema
+            impl ::redux_cluster::ClusterState for #ident {
+                const NAME: &'static str = #name;
+                const PIN: ::core::option::Option<&'static str> = #pin;
+            }
+        };
+        impl #ident {
+            /// Starts this store: as the master in a plain process, or joined
+            /// to the master when this process is a worker it forked.
+            ///
+            /// # Errors
+            /// See [`redux_cluster::StartError`].
+            #[allow(dead_code)]
+            pub fn start_master() -> ::core::result::Result<::redux_cluster::Store<Self>, ::redux_cluster::StartError>
+            where
+                Self: ::redux_cluster::Reducer,
+            {
+                ::redux_cluster::Store::<Self>::builder().start()
+            }
+
+            /// A builder for this store, to set options before starting it.
+            #[allow(dead_code)]
+            pub fn builder() -> ::redux_cluster::StoreBuilder<Self>
+            where
+                Self: ::redux_cluster::Reducer,
+            {
+                ::redux_cluster::Store::<Self>::builder()
+            }
+        }
+    })
+}
+
+/// `#[reducer(State)]` on the action enum.
+pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut cx = Ctxt::default();
+    let args: ReducerArgs = syn::parse2(args)?;
+    args.validate(&mut cx);
+    let input: DeriveInput = syn::parse2(item.clone())?;
+    match &input.data {
+        syn::Data::Enum(_) => {}
+        syn::Data::Struct(s) => cx.error_spanned_by(
+            s.struct_token,
+            "#[reducer(State)] goes on the action enum; the state struct takes #[derive(ClusterStore)]",
+        ),
+        syn::Data::Union(_) => {}
+    }
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &input.generics,
+            "an action enum cannot be generic: peers must agree on one concrete type",
+        );
+    }
+    let parsed = Input::from_syn(&mut cx, &input);
+    if let Some(p) = &parsed {
+        valid::check(&mut cx, p);
+    }
+    cx.check()?;
+    let Some(parsed) = parsed else {
+        return Ok(item);
+    };
+    let action = &parsed.ident;
+    let state = &args.state;
+    let schema = schema_impl(&parsed);
+    let apply = match &args.apply {
+        Some(p) => quote_spanned!(p.span()=> #p(self, action)),
+        None => quote_spanned!(state.span()=> reduce(self, action)),
+    };
+    let pin_check = quote_spanned! {state.span()=>
+        const _: () = ::redux_cluster::__private::check_pin(
+            <#state as ::redux_cluster::ClusterState>::PIN,
+            <#state as ::redux_cluster::Reducer>::SCHEMA,
+        );
+    };
+    Ok(quote! {
+        #item
+        const _: () = {
+            #schema
+            impl ::redux_cluster::Reducer for #state {
+                type Action = #action;
+                const SCHEMA: ::redux_cluster::SchemaHash =
+                    ::redux_cluster::__private::SchemaHasher::new("store")
+                        .child(<#state as ::redux_cluster::Schema>::HASH)
+                        .child(<#action as ::redux_cluster::Schema>::HASH)
+                        .finish();
+                const ID: ::redux_cluster::StoreId = ::redux_cluster::StoreId::new(
+                    <#state as ::redux_cluster::ClusterState>::NAME,
+                    <#state as ::redux_cluster::Reducer>::SCHEMA,
+                );
+                #[inline]
+                fn reduce(&mut self, action: &Self::Action) {
+                    #apply
+                }
+            }
+            #pin_check
+        };
+    })
+}
+
+fn schema_impl(input: &Input) -> TokenStream {
+    let ident = &input.ident;
+    let mut generics = input.generics.clone();
+    for p in generics.type_params_mut() {
+        p.bounds.push(syn::parse_quote!(::redux_cluster::Schema));
+    }
+    let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    let (hash, describe) = match &input.shape {
+        Shape::Struct(f) => {
+            let (h, d) = fields(f);
+            (
+                quote!(::redux_cluster::__private::SchemaHasher::new("struct") #h .finish()),
+                d,
+            )
+        }
+        Shape::Enum(vs) => {
+            let n = vs.len() as u64;
+            let mut h = quote!();
+            let mut d = quote!(out.push_str("enum{"););
+            for v in vs {
+                let name = v.ident.to_string();
+                let (fh, fd) = fields(&v.fields);
+                h.extend(quote!(.str(#name) #fh));
+                d.extend(quote!(out.push_str(#name); #fd out.push(',');));
+            }
+            d.extend(quote!(out.push('}');));
+            (
+                quote!(::redux_cluster::__private::SchemaHasher::new("enum").count(#n) #h .finish()),
+                d,
+            )
+        }
+    };
+    quote! {
+        impl #impl_g ::redux_cluster::Schema for #ident #ty_g #where_c {
+            const HASH: ::redux_cluster::SchemaHash = #hash;
+            fn describe(out: &mut ::std::string::String) {
+                #describe
+            }
+        }
+    }
+}
+
+/// The hash chain and description statements for one set of fields.
+fn fields(f: &Fields) -> (TokenStream, TokenStream) {
+    let child = |ty: &Type| quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::HASH);
+    let desc = |ty: &Type| quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::describe(out););
+    match f {
+        Fields::Named(v) => {
+            let n = v.len() as u64;
+            let mut h = quote!(.str("named").count(#n));
+            let mut d = quote!(out.push('{'););
+            for (name, ty) in v {
+                let name = name.to_string();
+                let c = child(ty);
+                let ds = desc(ty);
+                h.extend(quote!(.str(#name).child(#c)));
+                d.extend(quote!(out.push_str(#name); out.push(':'); #ds out.push(',');));
+            }
+            d.extend(quote!(out.push('}');));
+            (h, d)
+        }
+        Fields::Unnamed(v) => {
+            let n = v.len() as u64;
+            let mut h = quote!(.str("tuple").count(#n));
+            let mut d = quote!(out.push('('););
+            for ty in v {
+                let c = child(ty);
+                let ds = desc(ty);
+                h.extend(quote!(.child(#c)));
+                d.extend(quote!(#ds out.push(',');));
+            }
+            d.extend(quote!(out.push(')');));
+            (h, d)
+        }
+        Fields::Unit => (quote!(.str("unit")), quote!()),
+    }
+}

@@ -1,0 +1,280 @@
+//! Every message of the sync protocol.
+//!
+//! A link starts with a link-level handshake (`Hello`, optionally
+//! `Challenge`/`Proof`, then `Welcome` or `Refuse`). Stores then join over
+//! the same link, one channel each (`Join`, then `Joined` or
+//! `JoinRefused`), which is how several stores share one link, isolated by
+//! store identity. Payloads (state, actions) borrow from the frame buffer:
+//! they are postcard bytes of the user's types, decoded by the store that
+//! owns the channel.
+
+use crate::schema::{SchemaHash, StoreId};
+use serde::{Deserialize, Serialize};
+
+/// A channel number: one per store joined over a link.
+pub type Channel = u32;
+
+/// One protocol message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message<'a> {
+    /// Client → server, first on a link.
+    #[serde(borrow)]
+    Hello(Hello<'a>),
+    /// Server → client: prove you know the password, bound to these nonces.
+    Challenge(Challenge),
+    /// Client → server: the answer to the challenge.
+    Proof(Proof),
+    /// Server → client: admitted.
+    Welcome(Welcome),
+    /// Server → client: refused; the link closes.
+    #[serde(borrow)]
+    Refuse(Refuse<'a>),
+    /// Follower → master: join a store on a channel.
+    #[serde(borrow)]
+    Join(Join<'a>),
+    /// Master → follower: joined.
+    Joined(Joined),
+    /// Master → follower: this store cannot be joined.
+    #[serde(borrow)]
+    JoinRefused(JoinRefused<'a>),
+    /// Master → follower: the whole state at a sequence number.
+    #[serde(borrow)]
+    Snapshot(Snapshot<'a>),
+    /// Master → follower: consecutive applied actions.
+    #[serde(borrow)]
+    Actions(Actions<'a>),
+    /// Follower → master: actions to apply.
+    #[serde(borrow)]
+    Dispatch(Dispatch<'a>),
+    /// Master → follower: the dispatch `request` was committed.
+    Ack(Ack),
+    /// Master → follower: the dispatch `request` was refused.
+    #[serde(borrow)]
+    Nack(Nack<'a>),
+    /// Master → follower: digest of the state at `seq`, to detect divergence.
+    Digest(Digest),
+    /// Follower → master: my state diverged at `seq`; send a snapshot.
+    Diverged(Diverged),
+    /// Either way: liveness.
+    Heartbeat(Heartbeat),
+    /// Either way: closing, with a reason.
+    #[serde(borrow)]
+    Goodbye(Goodbye<'a>),
+}
+
+/// First message of a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello<'a> {
+    /// [`super::PROTOCOL_VERSION`] of the sender.
+    pub protocol: u16,
+    /// Login name, when the client has credentials.
+    pub login: Option<&'a str>,
+    /// Client nonce for the challenge-response.
+    pub nonce: [u8; 32],
+}
+
+/// Challenge for a login (SCRAM-style: the server stores only salted keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Per-login salt.
+    pub salt: [u8; 16],
+    /// Key-derivation cost.
+    pub iterations: u32,
+    /// Server nonce.
+    pub nonce: [u8; 32],
+}
+
+/// Answer to a [`Challenge`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proof {
+    /// Client proof; useless for a replay since it binds both nonces.
+    pub proof: [u8; 32],
+}
+
+/// Admission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Server signature over the exchange (zero when no login was asked),
+    /// so the client knows the server holds the key too.
+    pub signature: [u8; 32],
+    /// Whether this login may dispatch.
+    pub read_only: bool,
+}
+
+/// Why a link was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefuseReason {
+    /// Protocol versions differ.
+    Version,
+    /// Unknown login or wrong password.
+    BadCredentials,
+    /// Too many failures from this peer; refused for a while.
+    Banned,
+    /// The server needs a login and none was given.
+    LoginRequired,
+    /// The server is shutting down or full.
+    Unavailable,
+}
+
+/// Refusal of a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refuse<'a> {
+    /// Machine-readable reason.
+    pub reason: RefuseReason,
+    /// Human-readable detail.
+    pub detail: &'a str,
+}
+
+/// Where a follower stands, for resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The master's epoch (changes when a master starts afresh).
+    pub epoch: u64,
+    /// Last applied sequence number.
+    pub seq: u64,
+}
+
+/// Join a store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join<'a> {
+    /// Channel the follower chose for this store.
+    pub channel: Channel,
+    /// Store identity.
+    pub store: StoreId,
+    /// Schema hash of the follower's build.
+    pub schema: SchemaHash,
+    /// Store name, for messages.
+    pub name: &'a str,
+    /// Readable schema, so a mismatch can point at the first difference.
+    pub describe: &'a str,
+    /// Last position, when resuming.
+    pub resume: Option<Position>,
+}
+
+/// Store joined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The channel from the [`Join`].
+    pub channel: Channel,
+    /// Master's epoch.
+    pub epoch: u64,
+}
+
+/// Why a store could not be joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinRefusal {
+    /// The other side has no store with that name.
+    UnknownStore,
+    /// Same name, another schema hash.
+    SchemaMismatch,
+    /// Joined twice on one link.
+    Duplicate,
+}
+
+/// Refusal of a join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinRefused<'a> {
+    /// The channel from the [`Join`].
+    pub channel: Channel,
+    /// Machine-readable reason.
+    pub reason: JoinRefusal,
+    /// The refusing side's schema hash for that name, when it has the store.
+    pub schema: Option<SchemaHash>,
+    /// The refusing side's readable schema, when it has the store.
+    pub describe: &'a str,
+}
+
+/// Whole state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// Master epoch.
+    pub epoch: u64,
+    /// Sequence number of the last action folded into `state`.
+    pub seq: u64,
+    /// Postcard bytes of the state.
+    pub state: &'a [u8],
+}
+
+/// Consecutive actions `first_seq .. first_seq + count`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Actions<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// Sequence number of the first action.
+    pub first_seq: u64,
+    /// Number of actions in `packed`.
+    pub count: u32,
+    /// Postcard bytes of the actions, back to back (each is self-delimiting).
+    pub packed: &'a [u8],
+}
+
+/// Actions a follower wants applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// Request id to acknowledge; 0 asks for no ack.
+    pub request: u64,
+    /// Number of actions in `packed`.
+    pub count: u32,
+    /// Postcard bytes of the actions, back to back.
+    pub packed: &'a [u8],
+}
+
+/// Commit of a dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Channel.
+    pub channel: Channel,
+    /// Request id.
+    pub request: u64,
+    /// Sequence number of the request's last action.
+    pub seq: u64,
+}
+
+/// Refusal of a dispatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nack<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// Request id.
+    pub request: u64,
+    /// Why.
+    pub reason: &'a str,
+}
+
+/// Digest of the state at `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    /// Channel.
+    pub channel: Channel,
+    /// Sequence number the digest describes.
+    pub seq: u64,
+    /// SHA-256 of the postcard bytes of the state.
+    pub digest: [u8; 32],
+}
+
+/// A follower's state diverged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// Channel.
+    pub channel: Channel,
+    /// Where the digests differed.
+    pub seq: u64,
+}
+
+/// Liveness probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Echoed back by the peer when nonzero.
+    pub ping: u64,
+}
+
+/// Closing notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goodbye<'a> {
+    /// Why.
+    pub reason: &'a str,
+}
