@@ -1,1 +1,129 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: test stores and worker
+//! processes.
+
+use redux_cluster::{reducer, ClusterStore};
+use serde::{Deserialize, Serialize};
+
+/// A counter that also folds every action into a digest, so two stores that
+/// applied the same actions in another order end in different states.
+#[derive(ClusterStore, Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    /// Number of increments applied.
+    pub total: u64,
+    /// Rolling digest of the sequence of actions (order-sensitive).
+    pub digest: u64,
+    /// Increments per source.
+    pub by: [u64; 8],
+    /// Set by [`CounterAction::End`].
+    pub ended: bool,
+}
+
+/// Actions on [`Counter`].
+#[reducer(Counter)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CounterAction {
+    /// One increment from `source` (0 = master, 1.. = workers).
+    Inc(u8),
+    /// Several increments at once.
+    Add(u8, u64),
+    /// Marks the end of a run.
+    End,
+}
+
+fn reduce(state: &mut Counter, action: &CounterAction) {
+    let (src, n) = match action {
+        CounterAction::Inc(s) => (*s, 1),
+        CounterAction::Add(s, n) => (*s, *n),
+        CounterAction::End => {
+            state.ended = true;
+            return;
+        }
+    };
+    state.total += n;
+    state.by[usize::from(src) % 8] += n;
+    state.digest = (state.digest ^ (u64::from(src) + 1)).wrapping_mul(0x0000_0100_0000_01b3);
+}
+
+/// A second store, to show that stores on one link are isolated.
+#[derive(ClusterStore, Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notes {
+    /// Lines appended.
+    pub lines: Vec<String>,
+}
+
+/// Actions on [`Notes`].
+#[reducer(Notes, apply = reduce_notes)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum NotesAction {
+    /// Appends a line.
+    Push(String),
+}
+
+fn reduce_notes(state: &mut Notes, action: &NotesAction) {
+    let NotesAction::Push(s) = action;
+    state.lines.push(s.clone());
+}
+
+/// Same name as [`Counter`], another schema: a build that drifted.
+pub mod drifted {
+    use super::*;
+
+    /// `Counter` with a field renamed.
+    #[derive(ClusterStore, Clone, Default, Debug, Serialize, Deserialize)]
+    #[cluster_store(name = "Counter")]
+    pub struct Counter {
+        /// Renamed from `total`.
+        pub count: u64,
+        /// As before.
+        pub digest: u64,
+        /// As before.
+        pub by: [u64; 8],
+    }
+
+    /// Same actions.
+    #[reducer(Counter, apply = reduce_drifted)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub enum CounterAction {
+        /// One increment.
+        Inc(u8),
+        /// Several.
+        Add(u8, u64),
+    }
+
+    fn reduce_drifted(state: &mut Counter, _action: &CounterAction) {
+        state.count += 1;
+    }
+}
+
+/// A line a worker prints when done: `final <total> <digest> <seq>`.
+pub fn parse_final(line: &str) -> Option<(u64, u64, u64)> {
+    let mut it = line.strip_prefix("final ")?.split_whitespace();
+    Some((
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
+}
+
+/// The counter slot a worker with this id increments (slot 0 is the
+/// master's).
+pub fn slot(worker_id: u32) -> usize {
+    (worker_id % 7 + 1) as usize
+}
+
+/// Shuts a store down when dropped, so a failed test does not leave its
+/// name taken for the next one.
+pub struct Scoped<S: redux_cluster::Reducer>(pub redux_cluster::Store<S>);
+
+impl<S: redux_cluster::Reducer> std::ops::Deref for Scoped<S> {
+    type Target = redux_cluster::Store<S>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: redux_cluster::Reducer> Drop for Scoped<S> {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}

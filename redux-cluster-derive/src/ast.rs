@@ -85,7 +85,14 @@ fn fields(f: &syn::Fields, fix: &mut SelfToMarker) -> Fields {
         syn::Fields::Named(n) => Fields::Named(
             n.named
                 .iter()
-                .map(|f| (f.ident.clone().unwrap_or_else(|| Ident::new("_", Span::call_site())), ty(&f.ty)))
+                .map(|f| {
+                    (
+                        f.ident
+                            .clone()
+                            .unwrap_or_else(|| Ident::new("_", Span::call_site())),
+                        ty(&f.ty),
+                    )
+                })
                 .collect(),
         ),
         syn::Fields::Unnamed(u) => Fields::Unnamed(u.unnamed.iter().map(|f| ty(&f.ty)).collect()),

@@ -70,9 +70,8 @@ const REDUCER_KEYS: &str = "`apply`";
 impl Parse for ReducerArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.is_empty() {
-            return Err(input.error(
-                "name the state type this action enum belongs to: `#[reducer(MyState)]`",
-            ));
+            return Err(input
+                .error("name the state type this action enum belongs to: `#[reducer(MyState)]`"));
         }
         let state: Path = input.parse()?;
         let mut apply = None;

@@ -52,9 +52,7 @@ pub fn cluster_store(input: DeriveInput) -> syn::Result<TokenStream> {
     };
     let ident = &parsed.ident;
     let schema = schema_impl(&parsed);
-    let name = attrs
-        .name
-        .map_or_else(|| ident.to_string(), |l| l.value());
+    let name = attrs.name.map_or_else(|| ident.to_string(), |l| l.value());
     let pin = match attrs.schema {
         Some(l) => quote!(::core::option::Option::Some(#l)),
         None => quote!(::core::option::Option::None),
@@ -79,6 +77,21 @@ pub fn cluster_store(input: DeriveInput) -> syn::Result<TokenStream> {
                 Self: ::redux_cluster::Reducer,
             {
                 ::redux_cluster::Store::<Self>::builder().start()
+            }
+
+            /// Starts this store as a client of a server (the seed's
+            /// `createClient`); it reconnects and resumes on its own.
+            ///
+            /// # Errors
+            /// See [`redux_cluster::StartError`].
+            #[allow(dead_code)]
+            pub fn connect(
+                cfg: ::redux_cluster::client::ConnectConfig,
+            ) -> ::core::result::Result<::redux_cluster::Store<Self>, ::redux_cluster::StartError>
+            where
+                Self: ::redux_cluster::Reducer,
+            {
+                ::redux_cluster::Store::<Self>::builder().connect(cfg)
             }
 
             /// A builder for this store, to set options before starting it.
@@ -124,9 +137,12 @@ pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
     let action = &parsed.ident;
     let state = &args.state;
     let schema = schema_impl(&parsed);
+    // `self` and `action` resolve at the call site (they may come from a
+    // `macro_rules!` fragment); errors still point at the user's path.
+    let at = |s: proc_macro2::Span| proc_macro2::Span::call_site().located_at(s);
     let apply = match &args.apply {
-        Some(p) => quote_spanned!(p.span()=> #p(self, action)),
-        None => quote_spanned!(state.span()=> reduce(self, action)),
+        Some(p) => quote_spanned!(at(p.span())=> #p(self, action)),
+        None => quote_spanned!(at(state.span())=> reduce(self, action)),
     };
     let pin_check = quote_spanned! {state.span()=>
         const _: () = ::redux_cluster::__private::check_pin(
@@ -204,7 +220,12 @@ fn schema_impl(input: &Input) -> TokenStream {
 /// The hash chain and description statements for one set of fields.
 fn fields(f: &Fields) -> (TokenStream, TokenStream) {
     let child = |ty: &Type| quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::HASH);
-    let desc = |ty: &Type| quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::describe(out););
+    // `out` resolves at the call site even when the type comes from a
+    // `macro_rules!` fragment; only the error location follows the type.
+    let desc = |ty: &Type| {
+        let span = proc_macro2::Span::call_site().located_at(ty.span());
+        quote_spanned!(span=> <#ty as ::redux_cluster::Schema>::describe(out);)
+    };
     match f {
         Fields::Named(v) => {
             let n = v.len() as u64;

@@ -23,7 +23,10 @@ fn check_type(cx: &mut Ctxt, ty: &Type) {
         _ => None,
     };
     if let Some(why) = why {
-        cx.error_spanned_by(ty, format!("this field type cannot be part of a cluster schema: {why}"));
+        cx.error_spanned_by(
+            ty,
+            format!("this field type cannot be part of a cluster schema: {why}"),
+        );
         return;
     }
     match ty {

@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn split_updates_equal_one_update() {
         let one = ConstSha256::new().update(b"hello world").finish();
-        let two = ConstSha256::new().update(b"hello ").update(b"world").finish();
+        let two = ConstSha256::new()
+            .update(b"hello ")
+            .update(b"world")
+            .finish();
         assert_eq!(one, two);
     }
 }

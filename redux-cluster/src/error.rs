@@ -14,6 +14,84 @@ pub enum StartError {
     /// The worker channel named by the environment could not be opened.
     #[error("cannot open the worker channel to the master: {0}")]
     WorkerChannel(#[source] io::Error),
+    /// Another store with this name already runs in this process; names
+    /// identify stores on a link.
+    #[error("a store named `{0}` already runs in this process")]
+    DuplicateStore(&'static str),
+}
+
+/// A follower could not join its master.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The master refused this store (another schema, or no such store).
+    #[error("{0}")]
+    Refused(String),
+    /// The link to the master is gone for good.
+    #[error("the link to the master is gone")]
+    LinkDown,
+}
+
+/// A follower could not apply what its master sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The payload does not decode as this store's state or actions.
+    #[error("payload does not decode as this store's types: {0}")]
+    Decode(#[from] postcard::Error),
+    /// Actions arrived with a gap before them.
+    #[error("actions out of order: expected seq {expected}, got {got}")]
+    Gap {
+        /// The next sequence number this store needs.
+        expected: u64,
+        /// The first sequence number that arrived.
+        got: u64,
+    },
+}
+
+/// Two peers hold stores of one name with different schemas.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "store `{name}`: schema mismatch with {peer}: this side has {ours}, the other side has {theirs}{diff}"
+)]
+pub struct SchemaMismatch {
+    /// Store name.
+    pub name: String,
+    /// Who the other side is.
+    pub peer: String,
+    /// This side's schema hash.
+    pub ours: crate::SchemaHash,
+    /// The other side's schema hash.
+    pub theirs: crate::SchemaHash,
+    /// Where the schemas first differ, when known (`"; first difference: …"`).
+    pub diff: String,
+}
+
+impl SchemaMismatch {
+    /// Builds the report, locating the first difference of the two readable
+    /// schemas when both are known.
+    pub fn new(
+        name: &str,
+        peer: &str,
+        ours: (crate::SchemaHash, &str),
+        theirs: (crate::SchemaHash, &str),
+    ) -> Self {
+        let diff = if theirs.1.is_empty() {
+            String::new()
+        } else {
+            match crate::schema::first_difference(ours.1, theirs.1) {
+                Some((a, b)) => format!("; first difference: here `{a}`, there `{b}`"),
+                None => String::new(),
+            }
+        };
+        Self {
+            name: name.to_string(),
+            peer: peer.to_string(),
+            ours: ours.0,
+            theirs: theirs.0,
+            diff,
+        }
+    }
 }
 
 /// A dispatch was not committed.

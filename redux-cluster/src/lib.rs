@@ -29,25 +29,54 @@
 //! - `const_sha256.rs`: SHA-256 in `const fn`, for compile-time hashes.
 //! - `reducer.rs`: [`ClusterState`] and [`Reducer`], written by the macros.
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
+//! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
+//! - `codec.rs`: the postcard serializers.
+//! - `log.rs`: the ring of recent encoded actions that followers copy.
 //! - `protocol/`: messages and the frame codec, with no I/O.
+//! - `connection.rs`: framed reading and writing over any byte stream.
+//! - `link/`: the master side (`serve.rs`) and follower side (`follow.rs`)
+//!   of a link, and the type-erased store views they use.
+//! - `registry.rs`: the stores of this process, by name.
+//! - `session.rs`: exactly-once dispatch across reconnects.
+//! - `transport/`: byte streams only (`pipe.rs`: the worker channel).
+//! - `cluster.rs`: forking workers (the basic scheme).
+//! - `server.rs`, `client.rs`: serving over sockets and following a server,
+//!   with reconnect (the cluster scheme).
+//! - `auth.rs`: logins by challenge-response; `ban.rs`: brute-force bans.
 //! - `error.rs`: error types, split by when they happen.
 #![warn(missing_docs)]
 
 // Lets the macros' `::redux_cluster::` paths resolve inside this crate too.
 extern crate self as redux_cluster;
 
+pub mod auth;
+pub mod backup;
+pub mod ban;
+pub mod client;
+pub mod cluster;
+mod codec;
+mod connection;
 mod const_sha256;
+mod core;
 mod error;
+mod link;
+mod log;
 pub mod protocol;
 mod reducer;
+mod registry;
 mod schema;
+pub mod server;
+mod session;
 mod store;
+pub mod transport;
 
-pub use error::{DispatchError, FrameError, StartError};
+pub use crate::core::ErrorHook;
+pub use connection::LinkError;
+pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
 pub use reducer::{ClusterState, Reducer};
 pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
-pub use store::{ErrorHook, Mode, Role, Roles, StateGuard, Store, StoreBuilder, Subscription};
+pub use store::{Mode, Role, Roles, StateGuard, Store, StoreBuilder, Subscription};
 
 /// Any error a store reports through its error hook.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +88,49 @@ pub enum Error {
     /// A dispatch failed.
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// A link to a peer failed; other links are unaffected.
+    #[error("link to {peer}: {source}")]
+    Link {
+        /// Who the peer was.
+        peer: String,
+        /// What went wrong.
+        #[source]
+        source: LinkError,
+    },
+    /// A peer with this store left (it closed, crashed, or was killed).
+    #[error("{peer} left ({reason})")]
+    PeerLeft {
+        /// Who the peer was.
+        peer: String,
+        /// Why, as far as this side knows.
+        reason: String,
+    },
+    /// A peer holds this store with another schema; the join was refused.
+    #[error(transparent)]
+    SchemaMismatch(#[from] SchemaMismatch),
+    /// The master has no store of this name.
+    #[error("store `{name}`: {peer} has no such store")]
+    UnknownStore {
+        /// Store name.
+        name: String,
+        /// Who refused.
+        peer: String,
+    },
+    /// What the master sent could not be applied; a snapshot was requested.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A follower fell behind the action ring (it reads too slowly, or was
+    /// away too long) and was sent a snapshot instead of the actions.
+    #[error("{peer} fell {behind} actions behind and was sent a snapshot")]
+    SlowConsumer {
+        /// Who.
+        peer: String,
+        /// How many actions behind it was.
+        behind: u64,
+    },
+    /// Queued dispatches were dropped because the link will not come back.
+    #[error("{0} queued actions were dropped: the link to the master is gone for good")]
+    Dropped(usize),
 }
 
 #[doc(hidden)]

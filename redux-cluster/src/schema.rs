@@ -15,7 +15,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 /// A 256-bit structural hash of a type, computed at compile time.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SchemaHash(pub [u8; 32]);
 
 impl SchemaHash {
@@ -308,7 +310,8 @@ pub const fn check_pin(pin: Option<&str>, actual: SchemaHash) {
 
 struct PinMessage([u8; PIN_MSG_LEN]);
 
-const PIN_PREFIX: &[u8] = b"the store's schema drifted from its pinned hash; the types now hash to ";
+const PIN_PREFIX: &[u8] =
+    b"the store's schema drifted from its pinned hash; the types now hash to ";
 const PIN_SUFFIX: &[u8] = b" (update #[cluster_store(schema = \"...\")] if the change is intended: peers built from the old source will refuse this one)";
 const PIN_MSG_LEN: usize = PIN_PREFIX.len() + 64 + PIN_SUFFIX.len();
 
@@ -352,7 +355,10 @@ mod tests {
 
     #[test]
     fn describe_nested() {
-        assert_eq!(describe::<Option<Vec<(u8, String)>>>(), "Option<Vec<(u8,String,)>>");
+        assert_eq!(
+            describe::<Option<Vec<(u8, String)>>>(),
+            "Option<Vec<(u8,String,)>>"
+        );
     }
 
     #[test]

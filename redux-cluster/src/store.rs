@@ -6,14 +6,15 @@
 //! Readers take a read guard; subscribers are woken after the lock is
 //! released, so a slow subscriber never holds up the apply path.
 
-use crate::error::{DispatchError, StartError};
+use crate::core::{LinkStatus, Options, Shared};
+use crate::error::{DispatchError, JoinError, StartError};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
-use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, RwLockReadGuard};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 /// How followers are kept in sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,11 @@ impl Roles {
             .collect()
     }
 
-    fn bit(role: Role) -> u8 {
+    pub(crate) fn from_bits(bits: u8) -> Self {
+        Roles(bits)
+    }
+
+    pub(crate) fn bit(role: Role) -> u8 {
         ROLE_BITS
             .iter()
             .find(|(r, _)| *r == role)
@@ -89,125 +94,6 @@ impl Roles {
 impl fmt::Debug for Roles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.to_vec()).finish()
-    }
-}
-
-/// Receives errors the store cannot return to a caller (a peer's bad frame,
-/// a refused join, a failed backup): the seed's `stderr` hook.
-pub type ErrorHook = Arc<dyn Fn(&crate::Error) + Send + Sync>;
-
-/// Options of a store, set through [`StoreBuilder`].
-#[derive(Clone)]
-pub(crate) struct Options {
-    pub mode: Mode,
-    pub on_error: Option<ErrorHook>,
-    pub max_frame: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            mode: Mode::default(),
-            on_error: None,
-            max_frame: crate::protocol::DEFAULT_MAX_FRAME,
-        }
-    }
-}
-
-/// The state, its sequence number, and the master's epoch, under one lock.
-pub(crate) struct Core<S> {
-    pub state: S,
-    pub seq: u64,
-    pub epoch: u64,
-}
-
-pub(crate) struct Shared<S: Reducer> {
-    pub core: RwLock<Core<S>>,
-    /// Last applied sequence number, published after the lock is released.
-    pub seq: AtomicU64,
-    changed: Notify,
-    waiters: AtomicUsize,
-    roles: AtomicU8,
-    pub connected: AtomicBool,
-    pub closed: AtomicBool,
-    pub options: Options,
-}
-
-impl<S: Reducer> Shared<S> {
-    fn new(options: Options) -> Self {
-        Self {
-            core: RwLock::new(Core {
-                state: S::default(),
-                seq: 0,
-                epoch: rand::random::<u64>() | 1,
-            }),
-            seq: AtomicU64::new(0),
-            changed: Notify::new(),
-            waiters: AtomicUsize::new(0),
-            roles: AtomicU8::new(0),
-            connected: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            options,
-        }
-    }
-
-    /// Makes `seq` visible to subscribers and wakes the ones waiting.
-    pub fn publish(&self, seq: u64) {
-        self.seq.store(seq, Ordering::SeqCst);
-        // Pairs with the increment in `wait_past`: either the waiter sees the
-        // new seq, or we see the waiter and wake it.
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            self.changed.notify_waiters();
-        }
-    }
-
-    /// Waits until the published seq differs from `seen`, or the store closes.
-    async fn wait_change(&self, seen: u64) -> Option<u64> {
-        loop {
-            let now = self.seq.load(Ordering::SeqCst);
-            if now != seen {
-                return Some(now);
-            }
-            if self.closed.load(Ordering::SeqCst) {
-                return None;
-            }
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            let now = self.seq.load(Ordering::SeqCst);
-            if now != seen || self.closed.load(Ordering::SeqCst) {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
-                continue;
-            }
-            notified.await;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    pub fn add_role(&self, role: Role) {
-        self.roles.fetch_or(Roles::bit(role), Ordering::SeqCst);
-    }
-
-    pub fn report(&self, err: crate::Error) {
-        tracing::warn!(store = S::NAME, error = %err, "redux-cluster");
-        if let Some(hook) = &self.options.on_error {
-            hook(&err);
-        }
-    }
-
-    /// Applies actions in order on the master; returns the last seq.
-    fn apply_local<'a>(&self, actions: impl IntoIterator<Item = &'a S::Action>) -> u64 {
-        let seq = {
-            let mut core = self.core.write();
-            for a in actions {
-                core.state.reduce(a);
-                core.seq += 1;
-            }
-            core.seq
-        };
-        self.publish(seq);
-        seq
     }
 }
 
@@ -242,15 +128,73 @@ impl<S: Reducer> StoreBuilder<S> {
         self
     }
 
-    /// Starts the store as the master of this process.
+    /// Most encoded actions kept for followers that fall behind or
+    /// reconnect (bytes and count; defaults 4 MiB and 100,000). A follower
+    /// further behind gets a snapshot.
+    pub fn history(mut self, max_bytes: usize, max_actions: u64) -> Self {
+        self.options.log = crate::log::LogLimits {
+            max_bytes,
+            max_actions,
+        };
+        self
+    }
+
+    /// Most dispatches queued while the master is unreachable (default
+    /// 1,048,576); past it, dispatch returns [`DispatchError::QueueFull`].
+    pub fn max_queue(mut self, actions: usize) -> Self {
+        self.options.max_queue = actions;
+        self
+    }
+
+    /// Starts the store as a client of a server (the seed's `createClient`).
+    /// It reconnects on its own; `ready()` waits for the first join. If this
+    /// process also forks workers, it relays between them and the server.
+    ///
+    /// # Errors
+    /// [`StartError::NoRuntime`] outside a tokio runtime;
+    /// [`StartError::DuplicateStore`] when a store of this name runs here.
+    pub fn connect(self, cfg: crate::client::ConnectConfig) -> Result<Store<S>, StartError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let up = crate::link::follow::Upstream::new();
+        let shared = Arc::new(Shared::<S>::new(self.options, Some(up.wake())));
+        shared.add_role(Role::Client);
+        if cfg.relay {
+            crate::registry::register(
+                S::NAME,
+                Arc::clone(&shared) as Arc<dyn crate::link::Source>,
+            )?;
+        }
+        up.register(Arc::clone(&shared) as Arc<dyn crate::link::Sink>);
+        let weak = Arc::downgrade(&shared);
+        let task = handle.spawn(crate::client::run(up, cfg, move |e| {
+            if let Some(s) = weak.upgrade() {
+                s.report(e);
+            }
+        }));
+        shared.own_task(task.abort_handle());
+        Ok(Store { shared })
+    }
+
+    /// Starts the store: as the master in a plain process, or, in a worker
+    /// started by [`crate::cluster::fork`], joined to the master over the
+    /// inherited channel (its role is then `worker`, and `connected` turns
+    /// true once the master has accepted it).
     ///
     /// # Errors
     /// [`StartError`] when this process is a worker whose link to the master
-    /// cannot be set up.
+    /// cannot be set up, or when a store of the same name already runs here.
     pub fn start(self) -> Result<Store<S>, StartError> {
-        let shared = Arc::new(Shared::<S>::new(self.options));
+        if crate::cluster::is_worker() {
+            let link = crate::cluster::worker_link()?;
+            let shared = Arc::new(Shared::<S>::new(self.options, Some(link.wake())));
+            shared.add_role(Role::Worker);
+            link.register(Arc::clone(&shared) as Arc<dyn crate::link::Sink>);
+            return Ok(Store { shared });
+        }
+        let shared = Arc::new(Shared::<S>::new(self.options, None));
         shared.add_role(Role::Master);
         shared.connected.store(true, Ordering::SeqCst);
+        crate::registry::register(S::NAME, Arc::clone(&shared) as Arc<dyn crate::link::Source>)?;
         Ok(Store { shared })
     }
 }
@@ -293,16 +237,14 @@ impl<S: Reducer> Store<S> {
     }
 
     /// Dispatches an action without waiting for its commit. On the master it
-    /// is applied before this returns.
+    /// is applied before this returns; on a follower it is queued for the
+    /// master (in order, even before the link is up) and applied here when it
+    /// comes back.
     ///
     /// # Errors
-    /// [`DispatchError`] when the action cannot be queued.
+    /// [`DispatchError`] when the action cannot be applied or queued.
     pub fn dispatch(&self, action: S::Action) -> Result<(), DispatchError> {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return Err(DispatchError::Closed);
-        }
-        self.shared.apply_local(std::iter::once(&action));
-        Ok(())
+        self.dispatch_all(std::slice::from_ref(&action))
     }
 
     /// Dispatches several actions at once; they get consecutive sequence
@@ -310,19 +252,22 @@ impl<S: Reducer> Store<S> {
     ///
     /// # Errors
     /// As [`Store::dispatch`].
-    pub fn dispatch_all(&self, actions: Vec<S::Action>) -> Result<(), DispatchError> {
+    pub fn dispatch_all(&self, actions: &[S::Action]) -> Result<(), DispatchError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
-        self.shared.apply_local(actions.iter());
-        Ok(())
+        match &self.shared.follower {
+            None => self.shared.apply_local(actions).map(|_| ()),
+            Some(f) => self.shared.enqueue(f, actions, None),
+        }
     }
 
-    /// Dispatches an action and waits until it is committed, returning its
-    /// sequence number.
+    /// Dispatches an action and waits until it is committed and applied
+    /// here, returning its sequence number.
     ///
     /// # Errors
-    /// [`DispatchError`] when the action was not committed.
+    /// [`DispatchError`] when the action was not committed; on
+    /// [`DispatchError::Disconnected`] it may or may not have been applied.
     ///
     /// # Cancel safety
     /// Dropping the future does not withdraw the action.
@@ -330,7 +275,57 @@ impl<S: Reducer> Store<S> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
-        Ok(self.shared.apply_local(std::iter::once(&action)))
+        match &self.shared.follower {
+            None => self.shared.apply_local(std::slice::from_ref(&action)),
+            Some(f) => {
+                let (tx, rx) = oneshot::channel();
+                let reply: crate::core::Reply = Box::new(move |r| {
+                    let _ = tx.send(r);
+                });
+                self.shared
+                    .enqueue(f, std::slice::from_ref(&action), Some(reply))?;
+                rx.await.unwrap_or(Err(DispatchError::Closed))
+            }
+        }
+    }
+
+    /// Serves this store to clients (the seed's `createServer`). Its role
+    /// then includes `server`. Dropping the returned [`crate::server::Server`]
+    /// stops serving.
+    ///
+    /// # Errors
+    /// [`crate::server::ServeError`] when the endpoint cannot be bound.
+    pub async fn serve(
+        &self,
+        cfg: crate::server::ServeConfig,
+    ) -> Result<crate::server::Server, crate::server::ServeError> {
+        let server = crate::server::start(S::NAME, cfg).await?;
+        self.shared.add_role(Role::Server);
+        Ok(server)
+    }
+
+    /// Waits until a follower has joined its master (at once on a master).
+    ///
+    /// # Errors
+    /// [`JoinError`] when the master refused this store or the link died.
+    pub async fn ready(&self) -> Result<(), JoinError> {
+        let Some(f) = &self.shared.follower else {
+            return Ok(());
+        };
+        let mut rx = f.status.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                LinkStatus::Joined => return Ok(()),
+                LinkStatus::Refused(why) => return Err(JoinError::Refused(why.clone())),
+                LinkStatus::Down if f.queue.lock().dead.is_some() => {
+                    return Err(JoinError::LinkDown);
+                }
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(JoinError::LinkDown);
+            }
+        }
     }
 
     /// Reads the state through a guard, without cloning it.
@@ -405,12 +400,18 @@ impl<S: Reducer> Store<S> {
 
     /// The roles this store plays in this process.
     pub fn roles(&self) -> Roles {
-        Roles(self.shared.roles.load(Ordering::SeqCst))
+        self.shared.roles()
     }
 
     /// Whether the store is linked to its master (always true on a master).
     pub fn connected(&self) -> bool {
         self.shared.connected.load(Ordering::SeqCst)
+    }
+
+    /// How many snapshots this store has applied from its master (joins,
+    /// resyncs, and catch-ups after falling behind).
+    pub fn snapshots_applied(&self) -> u64 {
+        self.shared.snapshots.load(Ordering::Relaxed)
     }
 
     /// The schema hash peers compare.
@@ -426,7 +427,14 @@ impl<S: Reducer> Store<S> {
     /// Stops the store: subscribers and waiters end, dispatch fails.
     pub fn shutdown(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_waiters();
+        self.shared.stop_tasks();
+        self.shared.wake_all();
+        if !self.roles().contains(Role::Worker) {
+            crate::registry::unregister(
+                S::NAME,
+                &(Arc::clone(&self.shared) as Arc<dyn crate::link::Source>),
+            );
+        }
     }
 }
 

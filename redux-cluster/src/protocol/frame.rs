@@ -93,7 +93,9 @@ impl FrameCodec {
         };
         let (msg, rest) = postcard::take_from_bytes::<Message<'a>>(body)?;
         if !rest.is_empty() {
-            return Err(FrameError::Malformed(postcard::Error::DeserializeBadEncoding));
+            return Err(FrameError::Malformed(
+                postcard::Error::DeserializeBadEncoding,
+            ));
         }
         Ok(Some((msg, LEN_PREFIX + len)))
     }

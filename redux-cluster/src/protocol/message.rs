@@ -149,6 +149,12 @@ pub struct Join<'a> {
     pub describe: &'a str,
     /// Last position, when resuming.
     pub resume: Option<Position>,
+    /// The follower's dispatch session (random per store instance), so the
+    /// master can drop a batch it already applied when it is re-sent after
+    /// a reconnect.
+    pub session: u64,
+    /// Highest dispatch batch whose ack the follower has received.
+    pub acked_batch: u64,
 }
 
 /// Store joined.
@@ -158,6 +164,10 @@ pub struct Joined {
     pub channel: Channel,
     /// Master's epoch.
     pub epoch: u64,
+    /// Batches of this session applied after `acked_batch`, with the seq of
+    /// each one's last action: the follower resolves them and re-sends the
+    /// rest, so a reconnect neither loses nor repeats a dispatch.
+    pub applied: Vec<(u64, u64)>,
 }
 
 /// Why a store could not be joined.
@@ -215,6 +225,8 @@ pub struct Actions<'a> {
 pub struct Dispatch<'a> {
     /// Channel.
     pub channel: Channel,
+    /// Batch number within the follower's session (1, 2, …).
+    pub batch: u64,
     /// Request id to acknowledge; 0 asks for no ack.
     pub request: u64,
     /// Number of actions in `packed`.
@@ -223,22 +235,26 @@ pub struct Dispatch<'a> {
     pub packed: &'a [u8],
 }
 
-/// Commit of a dispatch.
+/// Commit of a dispatch batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// Channel.
     pub channel: Channel,
+    /// The batch committed.
+    pub batch: u64,
     /// Request id.
     pub request: u64,
     /// Sequence number of the request's last action.
     pub seq: u64,
 }
 
-/// Refusal of a dispatch.
+/// Refusal of a dispatch batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nack<'a> {
     /// Channel.
     pub channel: Channel,
+    /// The batch refused.
+    pub batch: u64,
     /// Request id.
     pub request: u64,
     /// Why.

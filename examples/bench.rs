@@ -1,0 +1,295 @@
+//! Whole-system benchmark: real processes, real links. Prints one JSON line.
+//!
+//! ```text
+//! cargo run --release --example bench -- --transport pipe --dispatcher peers --peers 3 --k 100000
+//! cargo run --release --example bench -- --transport pipe --dispatcher latency --peers 1 --n 10000
+//! ```
+//! Flags: `--transport pipe|unix`, `--dispatcher peers|master|latency`,
+//! `--peers N`, `--k K` (actions per dispatcher), `--n N` (round trips),
+//! `--mode action|snapshot`, `--keys N` (filler keys in the state),
+//! `--idle N` (extra idle client connections held open during the run,
+//! unix transport; shows the server's memory per connection).
+//! The run ends when every process has applied every action; `exact` is
+//! true only if every process ended at exactly the expected state.
+
+use redux_cluster::client::ConnectConfig;
+use redux_cluster::server::ServeConfig;
+use redux_cluster::{cluster, Mode};
+use redux_cluster_examples::{
+    peak_rss_mib, Bench, BenchAction, BenchReport, ReportAction, WorkerReport,
+};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+struct Args {
+    transport: String,
+    dispatcher: String,
+    peers: u32,
+    k: u64,
+    n: u64,
+    mode: String,
+    keys: u32,
+    idle: u32,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        transport: "pipe".into(),
+        dispatcher: "peers".into(),
+        peers: 3,
+        k: 100_000,
+        n: 10_000,
+        mode: "action".into(),
+        keys: 0,
+        idle: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--transport" => a.transport = val()?,
+            "--dispatcher" => a.dispatcher = val()?,
+            "--peers" => a.peers = val()?.parse().map_err(|e| format!("--peers: {e}"))?,
+            "--k" => a.k = val()?.parse().map_err(|e| format!("--k: {e}"))?,
+            "--n" => a.n = val()?.parse().map_err(|e| format!("--n: {e}"))?,
+            "--mode" => a.mode = val()?,
+            "--keys" => a.keys = val()?.parse().map_err(|e| format!("--keys: {e}"))?,
+            "--idle" => a.idle = val()?.parse().map_err(|e| format!("--idle: {e}"))?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if !matches!(a.transport.as_str(), "pipe" | "unix") {
+        return Err(format!("unknown transport {} (pipe, unix)", a.transport));
+    }
+    if !matches!(a.dispatcher.as_str(), "peers" | "master" | "latency") {
+        return Err(format!("unknown dispatcher {}", a.dispatcher));
+    }
+    if !matches!(a.mode.as_str(), "action" | "snapshot") {
+        return Err(format!("unknown mode {}", a.mode));
+    }
+    if a.dispatcher == "latency" {
+        a.peers = a.peers.max(1);
+    }
+    Ok(a)
+}
+
+/// Actions every process must end up having applied.
+fn expected_total(a: &Args) -> u64 {
+    match a.dispatcher.as_str() {
+        "peers" => a.k * u64::from(a.peers),
+        "master" => a.k,
+        _ => a.n,
+    }
+}
+
+fn exact(a: &Args, s: &Bench) -> bool {
+    let total = expected_total(a);
+    let per_source_ok = match a.dispatcher.as_str() {
+        "peers" => (1..=a.peers as usize).all(|i| s.by.get(i).copied() == Some(a.k)),
+        "master" => s.by.first().copied() == Some(a.k),
+        _ => s.by.iter().sum::<u64>() == a.n,
+    };
+    s.total == total && per_source_ok && s.keys.len() == a.keys as usize && s.go
+}
+
+/// Set in a peer started for a socket transport: its id.
+const PEER_ENV: &str = "BENCH_PEER_ID";
+/// The socket directory, for a socket transport.
+const SOCK_ENV: &str = "BENCH_SOCK_DIR";
+
+/// The peers of a socket run: plain processes that connect as clients.
+struct Peers(Vec<tokio::process::Child>);
+
+impl Peers {
+    fn spawn(n: u32, dir: &std::path::Path) -> std::io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        let mut v = Vec::new();
+        for id in 1..=n {
+            v.push(
+                tokio::process::Command::new(&exe)
+                    .args(&args)
+                    .env(PEER_ENV, id.to_string())
+                    .env(SOCK_ENV, dir)
+                    .kill_on_drop(true)
+                    .spawn()?,
+            );
+        }
+        Ok(Self(v))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let is_peer = cluster::is_worker() || std::env::var_os(PEER_ENV).is_some();
+    let res = if !is_peer {
+        master(args).await
+    } else {
+        worker(args).await
+    };
+    if let Err(e) = res {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mode = if a.mode == "snapshot" {
+        Mode::Snapshot
+    } else {
+        Mode::default()
+    };
+    let store = Bench::builder().mode(mode).start()?;
+    let report = BenchReport::start_master()?;
+    if a.keys > 0 {
+        store.dispatch(BenchAction::Fill(a.keys))?;
+    }
+    let dir = std::env::temp_dir().join(format!("rc-bench-{}", std::process::id()));
+    let mut workers = Vec::new();
+    let mut peers = Peers(Vec::new());
+    let mut servers = Vec::new();
+    if a.transport == "pipe" {
+        workers = cluster::fork(a.peers as usize)?;
+    } else {
+        std::fs::create_dir_all(&dir)?;
+        servers.push(
+            store
+                .serve(ServeConfig::unix(dir.join("bench.sock")))
+                .await?,
+        );
+        servers.push(
+            report
+                .serve(ServeConfig::unix(dir.join("report.sock")))
+                .await?,
+        );
+        peers = Peers::spawn(a.peers, &dir)?;
+    }
+    report.wait_until(|r| r.ready == a.peers).await?;
+
+    let total = expected_total(&a);
+    let start = Instant::now();
+    store.dispatch(BenchAction::Go)?;
+    if a.dispatcher == "master" {
+        for _ in 0..a.k {
+            store.dispatch(BenchAction::Inc(0))?;
+        }
+    }
+    store.wait_until(|s| s.total >= total).await?;
+    report
+        .wait_until(|r| r.done.len() == a.peers as usize)
+        .await?;
+    let elapsed = start.elapsed();
+
+    let r = report.get_state();
+    let all_exact = exact(&a, &store.get_state()) && r.done.iter().all(|w| w.exact);
+    let peer_rss = r.done.iter().map(|w| w.rss_mib).fold(0.0, f64::max);
+    let lat = r.done.iter().find_map(|w| w.latency_us);
+    let actions_per_s = total as f64 / elapsed.as_secs_f64();
+    let fmt = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.1}"));
+    println!(
+        "{{\"system\":\"rust\",\"transport\":\"{}\",\"mode\":\"{}\",\"dispatcher\":\"{}\",\"peers\":{},\"k\":{},\"keys\":{},\"actions_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"coord_rss_mib\":{:.1},\"peer_rss_mib\":{:.1},\"exact\":{}}}",
+        a.transport,
+        a.mode,
+        a.dispatcher,
+        a.peers,
+        if a.dispatcher == "latency" { a.n } else { a.k },
+        a.keys,
+        actions_per_s,
+        fmt(lat.map(|l| l.0)),
+        fmt(lat.map(|l| l.1)),
+        fmt(lat.map(|l| l.2)),
+        peak_rss_mib(),
+        peer_rss,
+        all_exact
+    );
+    for w in &mut workers {
+        w.wait().await?;
+    }
+    for p in &mut peers.0 {
+        p.wait().await?;
+    }
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let (id, store, report, _idle) = match std::env::var_os(SOCK_ENV) {
+        None => (
+            cluster::worker_id().ok_or("no worker id")?,
+            Bench::start_master()?,
+            BenchReport::start_master()?,
+            Vec::new(),
+        ),
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            let id: u32 = std::env::var(PEER_ENV)?.parse()?;
+            let store = Bench::connect(ConnectConfig::unix(dir.join("bench.sock")))?;
+            let report = BenchReport::connect(ConnectConfig::unix(dir.join("report.sock")))?;
+            // This peer's share of the idle connections.
+            let share = a.idle / a.peers + u32::from(id <= a.idle % a.peers);
+            let mut idle = Vec::new();
+            for _ in 0..share {
+                let s = Bench::connect(ConnectConfig::unix(dir.join("bench.sock")).relay(false))?;
+                idle.push(s);
+            }
+            for s in &idle {
+                s.ready().await?;
+            }
+            (id, store, report, idle)
+        }
+    };
+    store.ready().await?;
+    report.ready().await?;
+    report.dispatch(ReportAction::Ready)?;
+    store.wait_until(|s| s.go).await?;
+
+    let mut latency = None;
+    match a.dispatcher.as_str() {
+        "peers" => {
+            let src = id as u16;
+            for _ in 0..a.k {
+                store.dispatch(BenchAction::Inc(src))?;
+            }
+        }
+        "latency" if id == 1 => {
+            let mut samples = Vec::with_capacity(a.n as usize);
+            for _ in 0..a.n {
+                let t = Instant::now();
+                store.commit(BenchAction::Inc(id as u16)).await?;
+                samples.push(t.elapsed());
+            }
+            samples.sort_unstable();
+            let pct = |p: f64| -> f64 {
+                let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+                samples
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+                    * 1e6
+            };
+            latency = Some((pct(0.50), pct(0.99), pct(1.0)));
+        }
+        _ => {}
+    }
+    let total = expected_total(&a);
+    store.wait_until(|s| s.total >= total).await?;
+    let ok = exact(&a, &store.get_state());
+    report
+        .commit(ReportAction::Done(WorkerReport {
+            id,
+            rss_mib: peak_rss_mib(),
+            exact: ok,
+            latency_us: latency,
+        }))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,519 @@
+//! The shared inside of a store: state, sequence number, change
+//! notification, the action ring for followers, and the dispatch queue when
+//! following a master.
+
+use crate::codec;
+use crate::error::DispatchError;
+use crate::log::{Log, LogLimits};
+use crate::reducer::Reducer;
+use crate::store::{Mode, Role, Roles};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{watch, Notify};
+
+/// Receives errors the store cannot return to a caller (a peer's bad frame,
+/// a refused join, a failed backup): the seed's `stderr` hook.
+pub type ErrorHook = Arc<dyn Fn(&crate::Error) + Send + Sync>;
+
+/// Options of a store, set through the builder.
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub mode: Mode,
+    pub on_error: Option<ErrorHook>,
+    pub max_frame: usize,
+    pub log: LogLimits,
+    /// Most dispatches queued while the master is unreachable.
+    pub max_queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            on_error: None,
+            max_frame: crate::protocol::DEFAULT_MAX_FRAME,
+            log: LogLimits::default(),
+            max_queue: 1 << 20,
+        }
+    }
+}
+
+/// The state, its sequence number, and the master's epoch, under one lock.
+pub(crate) struct Core<S> {
+    pub state: S,
+    pub seq: u64,
+    pub epoch: u64,
+    /// Encoded recent actions, kept once some link serves followers.
+    pub log: Option<Log>,
+}
+
+/// Where a follower's link to its master stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LinkStatus {
+    Connecting,
+    Joined,
+    Refused(String),
+    Down,
+}
+
+/// A batch of dispatches: queued, then in flight until the master acks it.
+pub(crate) struct Seg {
+    /// Batch number in this store's session; 0 until sent.
+    pub batch: u64,
+    pub request: u64,
+    pub count: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Largest batch of queued dispatches in one frame.
+const SEG_BYTES: usize = 256 * 1024;
+
+/// Called once with the fate of a dispatch: its commit seq, or why not.
+pub(crate) type Reply = Box<dyn FnOnce(Result<u64, DispatchError>) + Send>;
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    /// Not sent yet.
+    pub segs: VecDeque<Seg>,
+    /// Sent, not acked: re-sent after a reconnect.
+    pub inflight: VecDeque<Seg>,
+    /// Actions in `segs` and `inflight`.
+    pub queued: usize,
+    pub next_batch: u64,
+    pub acked_batch: u64,
+    /// Set on rejoin: send `inflight` again before anything new.
+    pub resend: bool,
+    next_request: u64,
+    waiting: HashMap<u64, Reply>,
+    /// Acks for sequence numbers not applied here yet: (seq, request).
+    acked: Vec<(u64, u64)>,
+    /// Set when the link will never come back.
+    pub dead: Option<DispatchError>,
+}
+
+impl Queue {
+    /// Removes and returns the reply waiting on `request`.
+    pub fn take_waiting(&mut self, request: u64) -> Option<Reply> {
+        self.waiting.remove(&request)
+    }
+}
+
+/// The follower side: what `dispatch` needs to reach the master.
+pub(crate) struct Follower {
+    /// Wakes the link's writer.
+    pub wake: Arc<Notify>,
+    pub queue: Mutex<Queue>,
+    pub status: watch::Sender<LinkStatus>,
+    /// Whether the store has joined once (so it can resume).
+    pub joined_once: AtomicBool,
+    /// This store instance's dispatch session.
+    pub session: u64,
+}
+
+pub(crate) struct Shared<S: Reducer> {
+    pub core: RwLock<Core<S>>,
+    /// Last applied sequence number, published after the lock is released.
+    pub seq: AtomicU64,
+    changed: Notify,
+    waiters: AtomicUsize,
+    roles: AtomicU8,
+    pub connected: AtomicBool,
+    pub closed: AtomicBool,
+    pub options: Options,
+    /// Writers of links serving followers, woken after every apply.
+    links: Mutex<Vec<Arc<Notify>>>,
+    has_links: AtomicBool,
+    pub follower: Option<Follower>,
+    /// Snapshots this store has applied from its master.
+    pub snapshots: AtomicU64,
+    /// Dispatch sessions of followers (master side), for exactly-once.
+    pub sessions: Mutex<crate::session::Sessions>,
+    /// Background tasks this store owns (a client's reconnect loop); aborted
+    /// on shutdown.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl<S: Reducer> Shared<S> {
+    pub fn new(options: Options, follower: Option<Arc<Notify>>) -> Self {
+        Self {
+            core: RwLock::new(Core {
+                state: S::default(),
+                seq: 0,
+                epoch: rand::random::<u64>() | 1,
+                log: None,
+            }),
+            seq: AtomicU64::new(0),
+            changed: Notify::new(),
+            waiters: AtomicUsize::new(0),
+            roles: AtomicU8::new(0),
+            connected: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            options,
+            links: Mutex::new(Vec::new()),
+            has_links: AtomicBool::new(false),
+            follower: follower.map(|wake| Follower {
+                wake,
+                queue: Mutex::new(Queue::default()),
+                status: watch::channel(LinkStatus::Connecting).0,
+                joined_once: AtomicBool::new(false),
+                session: rand::random::<u64>() | 1,
+            }),
+            tasks: Mutex::new(Vec::new()),
+            sessions: Mutex::new(crate::session::Sessions::default()),
+            snapshots: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes ownership of a background task.
+    pub fn own_task(&self, task: tokio::task::AbortHandle) {
+        self.tasks.lock().push(task);
+    }
+
+    /// Aborts every owned task.
+    pub fn stop_tasks(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Makes `seq` visible to subscribers and links, and wakes them.
+    ///
+    /// Appliers on several threads may publish out of order after releasing
+    /// the lock; `fetch_max` keeps the newest.
+    pub fn publish(&self, seq: u64) {
+        self.seq.fetch_max(seq, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// Publishes a sequence number that may be lower than the last one (a
+    /// snapshot from a new master epoch). Only the link's reader applies on
+    /// a follower, so there is no race to lose.
+    pub fn publish_reset(&self, seq: u64) {
+        self.seq.store(seq, Ordering::SeqCst);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        // Pairs with the increment in `wait_change`: either the waiter sees
+        // the new seq, or we see the waiter and wake it.
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            self.changed.notify_waiters();
+        }
+        if self.has_links.load(Ordering::Acquire) {
+            for w in self.links.lock().iter() {
+                w.notify_one();
+            }
+        }
+    }
+
+    /// Waits until the published seq differs from `seen`, or the store
+    /// closes (`None`).
+    pub async fn wait_change(&self, seen: u64) -> Option<u64> {
+        loop {
+            let now = self.seq.load(Ordering::SeqCst);
+            if now != seen {
+                return Some(now);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let now = self.seq.load(Ordering::SeqCst);
+            if now != seen || self.closed.load(Ordering::SeqCst) {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            notified.await;
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes everything waiting on the store (on shutdown).
+    pub fn wake_all(&self) {
+        self.changed.notify_waiters();
+    }
+
+    pub fn add_role(&self, role: Role) {
+        self.roles.fetch_or(Roles::bit(role), Ordering::SeqCst);
+    }
+
+    pub fn roles(&self) -> Roles {
+        Roles::from_bits(self.roles.load(Ordering::SeqCst))
+    }
+
+    pub fn report(&self, err: crate::Error) {
+        tracing::warn!(store = S::NAME, error = %err, "redux-cluster");
+        if let Some(hook) = &self.options.on_error {
+            hook(&err);
+        }
+    }
+
+    /// Starts waking `waker` after every apply; turns the action ring on.
+    pub fn attach_link(&self, waker: &Arc<Notify>) {
+        {
+            let mut core = self.core.write();
+            if core.log.is_none() {
+                core.log = Some(Log::new(core.seq + 1, self.options.log));
+            }
+        }
+        let mut links = self.links.lock();
+        links.push(Arc::clone(waker));
+        self.has_links.store(true, Ordering::Release);
+    }
+
+    pub fn detach_link(&self, waker: &Arc<Notify>) {
+        let mut links = self.links.lock();
+        links.retain(|w| !Arc::ptr_eq(w, waker));
+        // The ring stays on: a follower that dropped may come back to resume.
+    }
+
+    /// Applies actions in order as the master; returns the last seq.
+    ///
+    /// # Errors
+    /// [`DispatchError::Encode`] when an action cannot be encoded for the
+    /// followers; that action and the ones after it are not applied.
+    pub fn apply_local(&self, actions: &[S::Action]) -> Result<u64, DispatchError> {
+        let seq = {
+            let mut guard = self.core.write();
+            let core = &mut *guard;
+            let mut res = Ok(());
+            for a in actions {
+                if let Some(log) = &mut core.log {
+                    if let Err(e) = log.push_with(|buf| codec::encode_into(a, buf)) {
+                        res = Err(DispatchError::Encode(e.to_string()));
+                        break;
+                    }
+                }
+                core.state.reduce(a);
+                core.seq += 1;
+            }
+            let seq = core.seq;
+            drop(guard);
+            if let Err(e) = res {
+                self.publish(seq);
+                return Err(e);
+            }
+            seq
+        };
+        self.publish(seq);
+        Ok(seq)
+    }
+
+    /// Queues actions for the master (follower side).
+    pub fn enqueue(
+        &self,
+        f: &Follower,
+        actions: &[S::Action],
+        reply: Option<Reply>,
+    ) -> Result<(), DispatchError> {
+        self.enqueue_with(f, actions.len(), reply, |buf| {
+            for a in actions {
+                codec::encode_into(a, buf)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Queues `count` actions that `write` appends, already encoded.
+    pub fn enqueue_with(
+        &self,
+        f: &Follower,
+        count: usize,
+        reply: Option<Reply>,
+        write: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    ) -> Result<(), DispatchError> {
+        let refused = {
+            let q = f.queue.lock();
+            if let Some(e) = &q.dead {
+                Some(e.clone())
+            } else if q.queued + count > self.options.max_queue {
+                Some(DispatchError::QueueFull(self.options.max_queue))
+            } else {
+                None
+            }
+        };
+        if let Some(e) = refused {
+            if let Some(reply) = reply {
+                reply(Err(e.clone()));
+            }
+            return Err(e);
+        }
+        {
+            let mut q = f.queue.lock();
+            let request = match reply {
+                Some(tx) => {
+                    q.next_request += 1;
+                    let r = q.next_request;
+                    q.waiting.insert(r, tx);
+                    r
+                }
+                None => 0,
+            };
+            let mergeable = request == 0
+                && q.segs
+                    .back()
+                    .is_some_and(|s| s.request == 0 && s.bytes.len() < SEG_BYTES);
+            if !mergeable {
+                q.segs.push_back(Seg {
+                    batch: 0,
+                    request,
+                    count: 0,
+                    bytes: Vec::new(),
+                });
+            }
+            let q = &mut *q;
+            let Some(seg) = q.segs.back_mut() else {
+                return Err(DispatchError::Closed);
+            };
+            let before = seg.bytes.len();
+            if let Err(e) = write(&mut seg.bytes) {
+                seg.bytes.truncate(before);
+                if seg.count == 0 {
+                    q.segs.pop_back();
+                }
+                let err = DispatchError::Encode(e.to_string());
+                if let Some(reply) = q.waiting.remove(&request) {
+                    // Runs under the queue lock; replies never take it.
+                    reply(Err(err.clone()));
+                }
+                return Err(err);
+            }
+            seg.count += count as u32;
+            q.queued += count;
+        }
+        f.wake.notify_one();
+        Ok(())
+    }
+
+    /// Records the master's ack of `batch` (holding `request`, if nonzero)
+    /// committed at `seq`; the request resolves once `seq` is applied here.
+    pub fn ack(&self, batch: u64, request: u64, seq: u64) {
+        let Some(f) = &self.follower else { return };
+        let mut q = f.queue.lock();
+        while q.inflight.front().is_some_and(|s| s.batch <= batch) {
+            if let Some(seg) = q.inflight.pop_front() {
+                q.queued -= seg.count as usize;
+            }
+        }
+        q.acked_batch = q.acked_batch.max(batch);
+        drop(q);
+        if request != 0 {
+            self.settle(request, seq);
+        }
+    }
+
+    /// After a rejoin: the batches the master applied while the link was
+    /// down are settled; the rest of `inflight` will be sent again.
+    pub fn rejoined(&self, applied: &[(u64, u64)]) {
+        let Some(f) = &self.follower else { return };
+        let mut settled = Vec::new();
+        {
+            let mut q = f.queue.lock();
+            for &(batch, seq) in applied {
+                if let Some(i) = q.inflight.iter().position(|s| s.batch == batch) {
+                    if let Some(seg) = q.inflight.remove(i) {
+                        q.queued -= seg.count as usize;
+                        if seg.request != 0 {
+                            settled.push((seg.request, seq));
+                        }
+                    }
+                }
+                q.acked_batch = q.acked_batch.max(batch);
+            }
+            // Anything older than the last applied batch was applied too
+            // (the master applies a session's batches in order).
+            let last = applied.last().map_or(0, |a| a.0);
+            while q.inflight.front().is_some_and(|s| s.batch <= last) {
+                if let Some(seg) = q.inflight.pop_front() {
+                    q.queued -= seg.count as usize;
+                }
+            }
+            q.resend = !q.inflight.is_empty();
+        }
+        for (request, seq) in settled {
+            self.settle(request, seq);
+        }
+    }
+
+    /// Resolves `request` at `seq` now if applied here, else when it is.
+    fn settle(&self, request: u64, seq: u64) {
+        let applied = self.core.read().seq;
+        let Some(f) = &self.follower else { return };
+        let mut q = f.queue.lock();
+        if seq <= applied {
+            if let Some(reply) = q.waiting.remove(&request) {
+                drop(q);
+                reply(Ok(seq));
+            }
+        } else {
+            q.acked.push((seq, request));
+        }
+    }
+
+    /// Fails `request` with `err`.
+    pub fn fail(&self, request: u64, err: DispatchError) {
+        let Some(f) = &self.follower else { return };
+        let reply = f.queue.lock().waiting.remove(&request);
+        if let Some(reply) = reply {
+            reply(Err(err));
+        }
+    }
+
+    /// Resolves acks whose sequence number has now been applied.
+    pub fn resolve_acks(&self, applied: u64) {
+        let Some(f) = &self.follower else { return };
+        let mut ready = Vec::new();
+        {
+            let mut q = f.queue.lock();
+            if q.acked.is_empty() {
+                return;
+            }
+            let q = &mut *q;
+            let waiting = &mut q.waiting;
+            q.acked.retain(|&(seq, request)| {
+                if seq > applied {
+                    return true;
+                }
+                if let Some(reply) = waiting.remove(&request) {
+                    ready.push((reply, seq));
+                }
+                false
+            });
+        }
+        // Replies run outside the lock: a relay's reply queues an ack on
+        // another link.
+        for (reply, seq) in ready {
+            reply(Ok(seq));
+        }
+    }
+
+    /// Fails every waiting commit and every queued dispatch, and every later
+    /// dispatch when `dead`. Only for a link that will not come back; a
+    /// reconnecting link keeps its queue (see [`Shared::rejoined`]).
+    pub fn fail_all(&self, err: DispatchError, dead: bool) -> usize {
+        let Some(f) = &self.follower else { return 0 };
+        let (replies, dropped) = {
+            let mut q = f.queue.lock();
+            let replies: Vec<Reply> = q.waiting.drain().map(|(_, r)| r).collect();
+            q.acked.clear();
+            let mut dropped = 0;
+            if dead {
+                dropped = q.queued;
+                q.segs.clear();
+                q.inflight.clear();
+                q.queued = 0;
+                q.dead = Some(err.clone());
+            }
+            (replies, dropped)
+        };
+        for reply in replies {
+            reply(Err(err.clone()));
+        }
+        dropped
+    }
+}

@@ -1,0 +1,329 @@
+//! The follower side of a link: joins every local store to the master,
+//! sends their dispatches, and applies what comes back.
+//!
+//! One [`Upstream`] serves all stores of a process that follow the same
+//! master; each store gets a channel. The upstream outlives any one
+//! connection, so a reconnecting transport can run it again and the stores
+//! resume from where they stand.
+
+use super::{AbortOnDrop, Sink};
+use crate::auth::{Credentials, ExpectedServerSignature};
+use crate::connection::{FrameReader, FrameWriter, LinkError};
+use crate::protocol::{
+    Channel, Diverged, FrameCodec, Hello, Join, Message, RefuseReason, PROTOCOL_VERSION,
+};
+use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+
+struct Chan {
+    channel: Channel,
+    sink: Arc<dyn Sink>,
+    join_sent: bool,
+    joined: bool,
+}
+
+struct Inner {
+    wake: Arc<Notify>,
+    chans: Mutex<Vec<Chan>>,
+    /// Control frames to send (diverged notices).
+    control: Mutex<Vec<u8>>,
+    /// Whether a connection is up (joins are sent only then).
+    up: Mutex<bool>,
+    /// Whether a store joined during the current connection.
+    joined: std::sync::atomic::AtomicBool,
+}
+
+/// The follower end of a link, shared by all stores following one master.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    inner: Arc<Inner>,
+}
+
+impl Upstream {
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                wake: Arc::new(Notify::new()),
+                chans: Mutex::new(Vec::new()),
+                control: Mutex::new(Vec::new()),
+                up: Mutex::new(false),
+                joined: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// What a store's dispatch wakes.
+    pub fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.wake)
+    }
+
+    /// Adds a store; it joins as soon as a connection is up.
+    pub fn register(&self, sink: Arc<dyn Sink>) {
+        let mut chans = self.inner.chans.lock();
+        let channel = chans.len() as Channel + 1;
+        chans.push(Chan {
+            channel,
+            sink,
+            join_sent: false,
+            joined: false,
+        });
+        drop(chans);
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs one connection until it ends. Afterwards every store has been
+    /// told the link is down (`will_retry` says whether another run follows).
+    pub async fn run<R, W>(
+        &self,
+        reader: R,
+        writer: W,
+        codec: FrameCodec,
+        creds: Option<&Credentials>,
+        will_retry: bool,
+    ) -> Result<(), LinkError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        self.inner.joined.store(false, Ordering::SeqCst);
+        let res = self.run_inner(reader, writer, codec, creds).await;
+        // A refused login will be refused again: that ends the link for
+        // good, with the reason.
+        let fatal = match &res {
+            Err(e @ (LinkError::AuthRefused(_) | LinkError::ServerNotAuthentic)) => {
+                Some(e.to_string())
+            }
+            _ => None,
+        };
+        *self.inner.up.lock() = false;
+        for c in self.inner.chans.lock().iter_mut() {
+            c.join_sent = false;
+            c.joined = false;
+            match &fatal {
+                Some(why) => c.sink.on_fatal(why),
+                None => c.sink.on_down(will_retry),
+            }
+        }
+        res
+    }
+
+    /// Whether a store joined during the last connection.
+    pub fn joined_any(&self) -> bool {
+        self.inner.joined.load(Ordering::SeqCst)
+    }
+
+    async fn run_inner<R, W>(
+        &self,
+        reader: R,
+        writer: W,
+        codec: FrameCodec,
+        creds: Option<&Credentials>,
+    ) -> Result<(), LinkError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut reader = FrameReader::new(reader, codec);
+        let mut writer = FrameWriter::new(writer, codec);
+        login(&mut reader, &mut writer, creds).await?;
+        *self.inner.up.lock() = true;
+        let _writer = AbortOnDrop(tokio::spawn(write_loop(Arc::clone(&self.inner), writer)));
+        self.inner.wake.notify_one();
+        self.read_loop(&mut reader).await
+    }
+
+    fn sink(&self, channel: Channel) -> Option<Arc<dyn Sink>> {
+        self.inner
+            .chans
+            .lock()
+            .iter()
+            .find(|c| c.channel == channel)
+            .map(|c| Arc::clone(&c.sink))
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &self,
+        reader: &mut FrameReader<R>,
+    ) -> Result<(), LinkError> {
+        let codec = FrameCodec::default();
+        while let Some(msg) = reader.next().await? {
+            let channel = match &msg {
+                Message::Joined(m) => m.channel,
+                Message::JoinRefused(m) => m.channel,
+                Message::Snapshot(m) => m.channel,
+                Message::Actions(m) => m.channel,
+                Message::Ack(m) => m.channel,
+                Message::Nack(m) => m.channel,
+                Message::Digest(m) => m.channel,
+                Message::Heartbeat(_) => continue,
+                Message::Goodbye(g) => return Err(LinkError::Refused(g.reason.to_string())),
+                other => {
+                    return Err(LinkError::Protocol(format!(
+                        "unexpected message from the master: {}",
+                        super::serve::kind(other)
+                    )))
+                }
+            };
+            let Some(sink) = self.sink(channel) else {
+                return Err(LinkError::Protocol(format!(
+                    "message on unknown channel {channel}"
+                )));
+            };
+            let res = match msg {
+                Message::Joined(m) => {
+                    if let Some(c) = self
+                        .inner
+                        .chans
+                        .lock()
+                        .iter_mut()
+                        .find(|c| c.channel == channel)
+                    {
+                        c.joined = true;
+                    }
+                    self.inner
+                        .joined
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.inner.joined.store(true, Ordering::SeqCst);
+                    sink.on_joined(m.epoch, &m.applied);
+                    // Dispatches queued before the join can go now.
+                    self.inner.wake.notify_one();
+                    Ok(())
+                }
+                Message::JoinRefused(m) => {
+                    sink.on_refused(&m);
+                    Ok(())
+                }
+                Message::Snapshot(m) => sink.on_snapshot(m.epoch, m.seq, m.state),
+                Message::Actions(m) => sink.on_actions(m.first_seq, m.count, m.packed),
+                Message::Ack(m) => {
+                    sink.on_ack(m.batch, m.request, m.seq);
+                    Ok(())
+                }
+                Message::Nack(m) => {
+                    sink.on_nack(m.batch, m.request, m.reason);
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = res {
+                // Ask for a snapshot to repair; keep the link.
+                let seq = sink.position().map_or(0, |p| p.seq);
+                sink.report(crate::Error::Sync(e));
+                let mut control = self.inner.control.lock();
+                codec.encode(&Message::Diverged(Diverged { channel, seq }), &mut control)?;
+                drop(control);
+                self.inner.wake.notify_one();
+            }
+        }
+        Err(LinkError::Closed)
+    }
+}
+
+/// The link-level handshake: hello, then the challenge-response when the
+/// server asks for a login.
+async fn login<R, W>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    creds: Option<&Credentials>,
+) -> Result<(), LinkError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let nonce: [u8; 32] = rand::random();
+    writer
+        .send(&Message::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            login: creds.map(Credentials::login),
+            nonce,
+        }))
+        .await?;
+    let mut expected = None;
+    loop {
+        match reader.next().await? {
+            Some(Message::Welcome(w)) => {
+                if let Some(sig) = &expected {
+                    if !ExpectedServerSignature::check(sig, &w) {
+                        return Err(LinkError::ServerNotAuthentic);
+                    }
+                }
+                return Ok(());
+            }
+            Some(Message::Challenge(c)) if expected.is_none() => {
+                let Some(creds) = creds else {
+                    return Err(LinkError::AuthRefused(
+                        "the server needs a login and none was given".into(),
+                    ));
+                };
+                let (proof, sig) = creds
+                    .prove(&nonce, &c)
+                    .map_err(|e| LinkError::Protocol(e.to_string()))?;
+                writer.send(&Message::Proof(proof)).await?;
+                expected = Some(sig);
+            }
+            Some(Message::Refuse(r)) => {
+                let detail = r.detail.to_string();
+                return Err(match r.reason {
+                    RefuseReason::BadCredentials
+                    | RefuseReason::Banned
+                    | RefuseReason::LoginRequired => LinkError::AuthRefused(detail),
+                    _ => LinkError::Refused(detail),
+                });
+            }
+            Some(m) => {
+                return Err(LinkError::Protocol(format!(
+                    "expected welcome, got {}",
+                    super::serve::kind(&m)
+                )))
+            }
+            None => return Err(LinkError::Closed),
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(inner: Arc<Inner>, mut writer: FrameWriter<W>) {
+    let codec = writer.codec();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        inner.wake.notified().await;
+        buf.clear();
+        buf.append(&mut inner.control.lock());
+        {
+            let mut chans = inner.chans.lock();
+            for c in chans.iter_mut() {
+                if !c.join_sent {
+                    let describe = c.sink.describe();
+                    let (session, acked_batch) = c.sink.session();
+                    let join = Message::Join(Join {
+                        session,
+                        acked_batch,
+                        channel: c.channel,
+                        store: c.sink.id(),
+                        schema: c.sink.schema(),
+                        name: c.sink.name(),
+                        describe: &describe,
+                        resume: c.sink.position(),
+                    });
+                    if let Err(e) = codec.encode(&join, &mut buf) {
+                        c.sink.report(crate::Error::Frame(e));
+                    }
+                    c.join_sent = true;
+                } else if c.joined {
+                    c.sink.take_dispatches(c.channel, &mut buf, &codec);
+                }
+            }
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        if writer.write_all(&buf).await.is_err() {
+            return;
+        }
+        if buf.capacity() > 4 << 20 {
+            buf = Vec::with_capacity(64 * 1024);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Links between processes: the master side serves followers
+//! ([`serve`]), the follower side follows a master ([`follow`]).
+//!
+//! A link is transport-agnostic: it runs over any reader/writer pair. All
+//! stores of a process share one link, each on its own channel; the link
+//! talks to stores through the object-safe [`Source`] (a store that followers
+//! copy) and [`Sink`] (a store that copies a master) traits, so it never
+//! needs the stores' concrete types.
+
+pub(crate) mod follow;
+pub(crate) mod serve;
+mod sink;
+mod source;
+
+use crate::protocol::{Channel, FrameCodec, JoinRefused, Position};
+use crate::schema::{SchemaHash, StoreId};
+use crate::FrameError;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A spawned task that is aborted when this handle is dropped, so a link's
+/// writer never outlives the link (even when the link's own task is
+/// aborted, e.g. by a server shutting down).
+pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where a follower stands in a store's stream, kept by the serving link.
+pub(crate) struct Feed {
+    pub channel: Channel,
+    /// Last sequence number sent; `None` until a snapshot has been sent.
+    pub sent: Option<u64>,
+    /// Actions sent since the last snapshot (for the `resync` option).
+    pub since_snapshot: u64,
+    /// Set when the follower fell off the action ring and was sent a
+    /// snapshot instead: how far behind it was. The link reports it.
+    pub lagged: Option<u64>,
+}
+
+/// A store as seen by a link that serves followers.
+pub(crate) trait Source: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> SchemaHash;
+    fn describe(&self) -> String;
+    fn epoch(&self) -> u64;
+    /// Whether a follower resuming from `pos` can be sent the actions after
+    /// it (else it needs a snapshot).
+    fn can_resume(&self, pos: Position) -> bool;
+    /// Applies (or, on a relay, forwards) batch `batch` of `session`;
+    /// `reply` gets the commit seq of its last action. A batch already
+    /// applied is not applied again; `reply` still gets its seq.
+    fn dispatch_packed(
+        &self,
+        session: u64,
+        batch: u64,
+        count: u32,
+        packed: &[u8],
+        reply: crate::core::Reply,
+    ) -> Result<(), postcard::Error>;
+    /// Batches of `session` applied after `acked`, with their seqs.
+    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, u64)>;
+    /// Appends frames bringing the follower up to date, about `budget`
+    /// bytes; returns whether more remain.
+    fn fill(
+        &self,
+        feed: &mut Feed,
+        out: &mut Vec<u8>,
+        codec: &FrameCodec,
+        budget: usize,
+    ) -> Result<bool, FrameError>;
+    /// Wakes `waker` after every apply from now on.
+    fn attach(&self, waker: &Arc<Notify>);
+    /// Adds a role (master when workers join, server when clients do).
+    fn add_role(&self, role: crate::Role);
+    /// Stops waking `waker`.
+    fn detach(&self, waker: &Arc<Notify>);
+    /// Reports an error through the store's hook.
+    fn report(&self, err: crate::Error);
+}
+
+/// A store as seen by the link that follows its master.
+pub(crate) trait Sink: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn id(&self) -> StoreId;
+    fn schema(&self) -> SchemaHash;
+    fn describe(&self) -> String;
+    /// Where the store stands, for a resume.
+    fn position(&self) -> Option<Position>;
+    /// This store's dispatch session and the last batch acked.
+    fn session(&self) -> (u64, u64);
+    fn on_joined(&self, epoch: u64, applied: &[(u64, u64)]);
+    fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), crate::SyncError>;
+    fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8])
+        -> Result<(), crate::SyncError>;
+    fn on_ack(&self, batch: u64, request: u64, seq: u64);
+    fn on_nack(&self, batch: u64, request: u64, reason: &str);
+    fn on_refused(&self, refusal: &JoinRefused<'_>);
+    /// The link is gone for good, with this reason (a refused login).
+    fn on_fatal(&self, why: &str);
+    /// The link is gone; `will_retry` when a reconnect follows.
+    fn on_down(&self, will_retry: bool);
+    /// Moves queued dispatches into frames; returns whether any were added.
+    fn take_dispatches(&self, channel: Channel, out: &mut Vec<u8>, codec: &FrameCodec) -> bool;
+    /// Drops queued dispatches that can no longer be sent.
+    fn report(&self, err: crate::Error);
+}

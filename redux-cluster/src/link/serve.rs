@@ -1,0 +1,568 @@
+//! The master side of a link: admits a peer, joins its stores, applies its
+//! dispatches, and streams every store's actions back to it.
+//!
+//! One reader loop (this task) and one writer task per link. The writer
+//! pulls from each joined store's action ring when woken, so everything that
+//! accumulated while it was writing goes out in one write: batching without
+//! a timer.
+
+use super::{AbortOnDrop, Feed, Source};
+use crate::auth::{Logins, ServerAuth};
+use crate::ban::Bans;
+use crate::connection::{FrameReader, FrameWriter, LinkError};
+use crate::error::SchemaMismatch;
+use crate::protocol::{
+    Ack, Channel, FrameCodec, Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Refuse,
+    RefuseReason, Welcome, PROTOCOL_VERSION,
+};
+use crate::registry;
+use crate::store::Role;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+
+/// Bytes of actions one store may add to one write before the others get
+/// their turn.
+const FILL_BUDGET: usize = 256 * 1024;
+
+/// Most control bytes (acks, join replies) queued for a peer that does not
+/// read; past it the peer is disconnected.
+const MAX_CONTROL: usize = 16 << 20;
+
+/// How a link serves its peer.
+#[derive(Clone)]
+pub(crate) struct ServeOptions {
+    /// Who the peer is, for messages.
+    pub peer: String,
+    pub codec: FrameCodec,
+    /// How long a join may wait for this process to create the store.
+    pub join_wait: Duration,
+    /// Logins and bans; `None` admits the peer (a forked worker).
+    pub access: Option<Arc<Access>>,
+    /// The identity bans are keyed on.
+    pub peer_key: PeerKey,
+    /// The stores this link may join; `None` for all of this process.
+    pub stores: Option<Arc<[&'static str]>>,
+    /// The role serving gives a store (master for workers, server for
+    /// clients).
+    pub role: Role,
+}
+
+/// Who a peer is, for bans: a Unix socket peer by its user id, a network
+/// peer by its IP address (never by anything the peer says about itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PeerKey {
+    /// A process on this machine, by uid (SO_PEERCRED).
+    Uid(u32),
+    /// A forked worker: never banned.
+    Worker,
+}
+
+/// Logins and the ban list of one server.
+pub(crate) struct Access {
+    pub logins: Logins,
+    pub bans: Mutex<Bans<PeerKey>>,
+}
+
+struct Chan {
+    source: Arc<dyn Source>,
+    feed: Feed,
+    /// The follower's dispatch session on this channel.
+    session: u64,
+}
+
+struct LinkState {
+    wake: Arc<Notify>,
+    chans: Mutex<Vec<Chan>>,
+    /// Frames to send before the stores' actions (join replies).
+    pre: Mutex<Vec<u8>>,
+    /// Frames to send after them (acks).
+    post: Mutex<Vec<u8>>,
+    codec: FrameCodec,
+    peer: String,
+}
+
+impl LinkState {
+    fn push(&self, q: &Mutex<Vec<u8>>, msg: &Message<'_>) -> Result<(), LinkError> {
+        let mut buf = q.lock();
+        self.codec.encode(msg, &mut buf)?;
+        if buf.len() > MAX_CONTROL {
+            return Err(LinkError::Protocol(
+                "the peer does not read its acknowledgements".into(),
+            ));
+        }
+        drop(buf);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    fn session_of(&self, channel: Channel) -> u64 {
+        self.chans
+            .lock()
+            .iter()
+            .find(|c| c.feed.channel == channel)
+            .map_or(0, |c| c.session)
+    }
+
+    fn source_of(&self, channel: Channel) -> Option<Arc<dyn Source>> {
+        self.chans
+            .lock()
+            .iter()
+            .find(|c| c.feed.channel == channel)
+            .map(|c| Arc::clone(&c.source))
+    }
+}
+
+/// Serves one peer until the link ends. Reports the end to every store the
+/// peer had joined.
+pub(crate) async fn serve<R, W>(reader: R, writer: W, opts: ServeOptions)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let link = Arc::new(LinkState {
+        wake: Arc::new(Notify::new()),
+        chans: Mutex::new(Vec::new()),
+        pre: Mutex::new(Vec::new()),
+        post: Mutex::new(Vec::new()),
+        codec: opts.codec,
+        peer: opts.peer.clone(),
+    });
+    let mut reader = FrameReader::new(reader, opts.codec);
+    let mut writer = FrameWriter::new(writer, opts.codec);
+    // Detaches the stores however this future ends, aborted included.
+    let _detach = Detach(Arc::clone(&link));
+    let result = match handshake(&mut reader, &mut writer, &opts).await {
+        Ok(read_only) => {
+            let _writer = AbortOnDrop(tokio::spawn(write_loop(Arc::clone(&link), writer)));
+            read_loop(&link, &mut reader, &opts, read_only).await
+        }
+        Err(e) => Err(e),
+    };
+    let chans = std::mem::take(&mut *link.chans.lock());
+    let reason = match &result {
+        Ok(()) => "closed the link".to_string(),
+        Err(e) => e.to_string(),
+    };
+    if chans.is_empty() {
+        if let Err(e) = &result {
+            tracing::warn!(peer = %opts.peer, error = %e, "link ended before any store joined");
+        }
+    }
+    for c in chans {
+        c.source.detach(&link.wake);
+        let err = match result {
+            Err(LinkError::Frame(_)) | Err(LinkError::Protocol(_)) => crate::Error::Link {
+                peer: opts.peer.clone(),
+                source: LinkError::Protocol(reason.clone()),
+            },
+            _ => crate::Error::PeerLeft {
+                peer: opts.peer.clone(),
+                reason: reason.clone(),
+            },
+        };
+        c.source.report(err);
+    }
+}
+
+/// Admits the peer or refuses it; returns whether it is read-only.
+/// Stops the stores waking a link that is gone.
+struct Detach(Arc<LinkState>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        for c in self.0.chans.lock().drain(..) {
+            c.source.detach(&self.0.wake);
+        }
+    }
+}
+
+async fn handshake<R, W>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    opts: &ServeOptions,
+) -> Result<bool, LinkError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (protocol, login, client_nonce) = match reader.next().await? {
+        Some(Message::Hello(h)) => (h.protocol, h.login.map(str::to_string), h.nonce),
+        Some(_) => return Err(LinkError::Protocol("expected hello".into())),
+        None => return Err(LinkError::Closed),
+    };
+    if protocol != PROTOCOL_VERSION {
+        let detail =
+            format!("protocol {protocol} is not supported; this side speaks {PROTOCOL_VERSION}");
+        return refuse(writer, RefuseReason::Version, detail).await;
+    }
+    let welcome = |signature, read_only| {
+        Message::Welcome(Welcome {
+            signature,
+            read_only,
+        })
+    };
+    let Some(access) = &opts.access else {
+        writer.send(&welcome([0; 32], false)).await?;
+        return Ok(false);
+    };
+    let now = tokio::time::Instant::now();
+    let banned = access.bans.lock().check(&opts.peer_key, now);
+    if let Err(b) = banned {
+        let detail = format!(
+            "too many failed logins; refused for {} more seconds",
+            b.until_secs_left
+        );
+        return refuse(writer, RefuseReason::Banned, detail).await;
+    }
+    if access.logins.is_empty() {
+        writer.send(&welcome([0; 32], false)).await?;
+        return Ok(false);
+    }
+    let Some(login) = login else {
+        return refuse(
+            writer,
+            RefuseReason::LoginRequired,
+            "this server needs a login".into(),
+        )
+        .await;
+    };
+    let (challenge, pending) = ServerAuth::challenge(&access.logins, &login, &client_nonce);
+    writer.send(&Message::Challenge(challenge)).await?;
+    let proof = match reader.next().await? {
+        Some(Message::Proof(p)) => p.proof,
+        Some(_) => return Err(LinkError::Protocol("expected proof".into())),
+        None => return Err(LinkError::Closed),
+    };
+    match pending.verify(&proof) {
+        Ok(admitted) => {
+            access.bans.lock().record_success(&opts.peer_key);
+            writer
+                .send(&welcome(admitted.signature, admitted.read_only))
+                .await?;
+            Ok(admitted.read_only)
+        }
+        Err(_) => {
+            let banned = access
+                .bans
+                .lock()
+                .record_failure(&opts.peer_key, tokio::time::Instant::now());
+            tracing::warn!(peer = %opts.peer, login = %login, "failed login");
+            match banned {
+                Some(b) => {
+                    let detail = format!(
+                        "too many failed logins; refused for {} seconds",
+                        b.until_secs_left
+                    );
+                    refuse(writer, RefuseReason::Banned, detail).await
+                }
+                None => {
+                    refuse(
+                        writer,
+                        RefuseReason::BadCredentials,
+                        "wrong login or password".into(),
+                    )
+                    .await
+                }
+            }
+        }
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin, T>(
+    writer: &mut FrameWriter<W>,
+    reason: RefuseReason,
+    detail: String,
+) -> Result<T, LinkError> {
+    writer
+        .send(&Message::Refuse(Refuse {
+            reason,
+            detail: &detail,
+        }))
+        .await?;
+    Err(LinkError::Refused(detail))
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    link: &Arc<LinkState>,
+    reader: &mut FrameReader<R>,
+    opts: &ServeOptions,
+    read_only: bool,
+) -> Result<(), LinkError> {
+    while let Some(msg) = reader.next().await? {
+        match msg {
+            Message::Join(j) => join(link, &j, opts)?,
+            Message::Dispatch(d) => {
+                let Some(source) = link.source_of(d.channel) else {
+                    return Err(LinkError::Protocol(format!(
+                        "dispatch on channel {} that has not joined",
+                        d.channel
+                    )));
+                };
+                if read_only {
+                    link.push(
+                        &link.post,
+                        &Message::Nack(Nack {
+                            channel: d.channel,
+                            batch: d.batch,
+                            request: d.request,
+                            reason: "this login is read-only",
+                        }),
+                    )?;
+                    continue;
+                }
+                let reply = ack_reply(link, d.channel, d.batch, d.request);
+                let session = link.session_of(d.channel);
+                source
+                    .dispatch_packed(session, d.batch, d.count, d.packed, reply)
+                    .map_err(|e| LinkError::Frame(e.into()))?;
+            }
+            Message::Diverged(d) => {
+                if let Some(c) = link
+                    .chans
+                    .lock()
+                    .iter_mut()
+                    .find(|c| c.feed.channel == d.channel)
+                {
+                    c.feed.sent = None;
+                }
+                link.wake.notify_one();
+            }
+            Message::Heartbeat(_) => {}
+            Message::Goodbye(_) => return Ok(()),
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "unexpected message from a follower: {}",
+                    kind(&other)
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The reply that acknowledges a dispatch to the follower that made it.
+fn ack_reply(
+    link: &Arc<LinkState>,
+    channel: Channel,
+    batch: u64,
+    request: u64,
+) -> crate::core::Reply {
+    let link = Arc::clone(link);
+    Box::new(move |res| {
+        let msg = match &res {
+            Ok(seq) => Message::Ack(Ack {
+                channel,
+                batch,
+                request,
+                seq: *seq,
+            }),
+            Err(e) => {
+                let reason = e.to_string();
+                // Encoded right here, while `reason` lives.
+                let _ = link.push(
+                    &link.post,
+                    &Message::Nack(Nack {
+                        channel,
+                        batch,
+                        request,
+                        reason: &reason,
+                    }),
+                );
+                return;
+            }
+        };
+        // A failure here means the follower stopped reading; its link
+        // is closed by the control bound, so nothing else to do.
+        let _ = link.push(&link.post, &msg);
+    })
+}
+
+fn join(link: &Arc<LinkState>, j: &Join<'_>, opts: &ServeOptions) -> Result<(), LinkError> {
+    if link
+        .chans
+        .lock()
+        .iter()
+        .any(|c| c.feed.channel == j.channel)
+    {
+        return link.push(
+            &link.pre,
+            &Message::JoinRefused(JoinRefused {
+                channel: j.channel,
+                reason: JoinRefusal::Duplicate,
+                schema: None,
+                describe: "",
+            }),
+        );
+    }
+    let req = JoinRequest {
+        channel: j.channel,
+        name: j.name.to_string(),
+        schema: j.schema,
+        describe: j.describe.to_string(),
+        resume: j.resume,
+        session: j.session,
+        acked_batch: j.acked_batch,
+    };
+    if let Some(allowed) = &opts.stores {
+        if !allowed.iter().any(|n| *n == req.name) {
+            return finish_join(link, req, None, opts);
+        }
+    }
+    match registry::get(&req.name) {
+        Some(source) => finish_join(link, req, Some(source), opts),
+        None => {
+            // This process may not have created the store yet.
+            let link = Arc::clone(link);
+            let opts = opts.clone();
+            tokio::spawn(async move {
+                let source = registry::wait_for(&req.name, opts.join_wait).await;
+                if let Err(e) = finish_join(&link, req, source, &opts) {
+                    tracing::warn!(peer = %opts.peer, error = %e, "join failed");
+                }
+            });
+            Ok(())
+        }
+    }
+}
+
+struct JoinRequest {
+    channel: Channel,
+    name: String,
+    schema: crate::SchemaHash,
+    describe: String,
+    resume: Option<crate::protocol::Position>,
+    session: u64,
+    acked_batch: u64,
+}
+
+fn finish_join(
+    link: &Arc<LinkState>,
+    req: JoinRequest,
+    source: Option<Arc<dyn Source>>,
+    opts: &ServeOptions,
+) -> Result<(), LinkError> {
+    let Some(source) = source else {
+        tracing::warn!(peer = %opts.peer, store = %req.name, "a peer asked for a store this process does not have");
+        return link.push(
+            &link.pre,
+            &Message::JoinRefused(JoinRefused {
+                channel: req.channel,
+                reason: JoinRefusal::UnknownStore,
+                schema: None,
+                describe: "",
+            }),
+        );
+    };
+    if source.schema() != req.schema {
+        let ours = source.describe();
+        source.report(crate::Error::SchemaMismatch(SchemaMismatch::new(
+            source.name(),
+            &opts.peer,
+            (source.schema(), &ours),
+            (req.schema, &req.describe),
+        )));
+        return link.push(
+            &link.pre,
+            &Message::JoinRefused(JoinRefused {
+                channel: req.channel,
+                reason: JoinRefusal::SchemaMismatch,
+                schema: Some(source.schema()),
+                describe: &ours,
+            }),
+        );
+    }
+    let sent = req
+        .resume
+        .filter(|pos| source.can_resume(*pos))
+        .map(|pos| pos.seq);
+    source.attach(&link.wake);
+    source.add_role(opts.role);
+    link.push(
+        &link.pre,
+        &Message::Joined(Joined {
+            channel: req.channel,
+            epoch: source.epoch(),
+            applied: source.applied_after(req.session, req.acked_batch),
+        }),
+    )?;
+    link.chans.lock().push(Chan {
+        session: req.session,
+        source,
+        feed: Feed {
+            channel: req.channel,
+            sent,
+            since_snapshot: 0,
+            lagged: None,
+        },
+    });
+    link.wake.notify_one();
+    Ok(())
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(link: Arc<LinkState>, mut writer: FrameWriter<W>) {
+    let codec = writer.codec();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        link.wake.notified().await;
+        loop {
+            buf.clear();
+            buf.append(&mut link.pre.lock());
+            let mut more = false;
+            {
+                let mut chans = link.chans.lock();
+                for c in chans.iter_mut() {
+                    match c.source.fill(&mut c.feed, &mut buf, &codec, FILL_BUDGET) {
+                        Ok(m) => more |= m,
+                        Err(e) => c.source.report(crate::Error::Frame(e)),
+                    }
+                    if let Some(behind) = c.feed.lagged.take() {
+                        c.source.report(crate::Error::SlowConsumer {
+                            peer: link.peer.clone(),
+                            behind,
+                        });
+                    }
+                }
+            }
+            buf.append(&mut link.post.lock());
+            if buf.is_empty() {
+                break;
+            }
+            if writer.write_all(&buf).await.is_err() {
+                // The reader side sees the same failure and ends the link.
+                return;
+            }
+            if buf.capacity() > 4 << 20 {
+                buf = Vec::with_capacity(64 * 1024);
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+}
+
+/// A message's name, for protocol errors.
+pub(crate) fn kind(m: &Message<'_>) -> &'static str {
+    match m {
+        Message::Hello(_) => "hello",
+        Message::Challenge(_) => "challenge",
+        Message::Proof(_) => "proof",
+        Message::Welcome(_) => "welcome",
+        Message::Refuse(_) => "refuse",
+        Message::Join(_) => "join",
+        Message::Joined(_) => "joined",
+        Message::JoinRefused(_) => "join-refused",
+        Message::Snapshot(_) => "snapshot",
+        Message::Actions(_) => "actions",
+        Message::Dispatch(_) => "dispatch",
+        Message::Ack(_) => "ack",
+        Message::Nack(_) => "nack",
+        Message::Digest(_) => "digest",
+        Message::Diverged(_) => "diverged",
+        Message::Heartbeat(_) => "heartbeat",
+        Message::Goodbye(_) => "goodbye",
+    }
+}

@@ -1,0 +1,227 @@
+//! A store seen from the link that follows its master.
+
+use super::Sink;
+use crate::codec;
+use crate::core::{LinkStatus, Seg, Shared};
+use crate::error::{DispatchError, SchemaMismatch, SyncError};
+use crate::protocol::{Channel, Dispatch, FrameCodec, JoinRefusal, JoinRefused, Message, Position};
+use crate::reducer::Reducer;
+use crate::schema::{SchemaHash, StoreId};
+use std::sync::atomic::Ordering;
+
+impl<S: Reducer> Sink for Shared<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn id(&self) -> StoreId {
+        S::ID
+    }
+
+    fn schema(&self) -> SchemaHash {
+        S::SCHEMA
+    }
+
+    fn describe(&self) -> String {
+        super::source::store_description::<S>()
+    }
+
+    fn position(&self) -> Option<Position> {
+        let f = self.follower.as_ref()?;
+        if !f.joined_once.load(Ordering::SeqCst) {
+            return None;
+        }
+        let core = self.core.read();
+        Some(Position {
+            epoch: core.epoch,
+            seq: core.seq,
+        })
+    }
+
+    fn session(&self) -> (u64, u64) {
+        match &self.follower {
+            Some(f) => (f.session, f.queue.lock().acked_batch),
+            None => (0, 0),
+        }
+    }
+
+    fn on_joined(&self, _epoch: u64, applied: &[(u64, u64)]) {
+        self.rejoined(applied);
+        if let Some(f) = &self.follower {
+            f.joined_once.store(true, Ordering::SeqCst);
+            self.connected.store(true, Ordering::SeqCst);
+            f.status.send_replace(LinkStatus::Joined);
+        }
+    }
+
+    fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), SyncError> {
+        let state: S = codec::decode(state)?;
+        self.snapshots.fetch_add(1, Ordering::Relaxed);
+        let applied = {
+            let mut core = self.core.write();
+            if epoch != core.epoch || seq >= core.seq {
+                core.state = state;
+                core.seq = seq;
+                core.epoch = epoch;
+                if let Some(log) = &mut core.log {
+                    log.reset(seq + 1);
+                }
+            }
+            core.seq
+        };
+        self.publish_reset(applied);
+        self.resolve_acks(applied);
+        Ok(())
+    }
+
+    fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8]) -> Result<(), SyncError> {
+        let actions = codec::decode_packed::<S::Action>(count, packed)?;
+        let applied = {
+            let mut guard = self.core.write();
+            let core = &mut *guard;
+            let expected = core.seq + 1;
+            if first_seq > expected {
+                return Err(SyncError::Gap {
+                    expected,
+                    got: first_seq,
+                });
+            }
+            // Anything at or below our seq is already applied: skip it.
+            let skip = (expected - first_seq) as usize;
+            for (a, range) in actions.iter().skip(skip) {
+                if let Some(log) = &mut core.log {
+                    log.push_raw(&packed[range.clone()]);
+                }
+                core.state.reduce(a);
+                core.seq += 1;
+            }
+            core.seq
+        };
+        self.publish(applied);
+        self.resolve_acks(applied);
+        Ok(())
+    }
+
+    fn on_ack(&self, batch: u64, request: u64, seq: u64) {
+        self.ack(batch, request, seq);
+    }
+
+    fn on_nack(&self, batch: u64, request: u64, reason: &str) {
+        // The batch is settled (refused), so it leaves the in-flight queue.
+        self.ack(batch, 0, 0);
+        if request != 0 {
+            self.fail(request, DispatchError::Refused(reason.to_string()));
+        } else {
+            self.report(crate::Error::Dispatch(DispatchError::Refused(
+                reason.to_string(),
+            )));
+        }
+    }
+
+    fn on_refused(&self, r: &JoinRefused<'_>) {
+        let err = match (r.reason, r.schema) {
+            (JoinRefusal::SchemaMismatch, Some(theirs)) => {
+                crate::Error::SchemaMismatch(SchemaMismatch::new(
+                    S::NAME,
+                    "the master",
+                    (S::SCHEMA, &Sink::describe(self)),
+                    (theirs, r.describe),
+                ))
+            }
+            _ => crate::Error::UnknownStore {
+                name: S::NAME.to_string(),
+                peer: "the master".into(),
+            },
+        };
+        let msg = err.to_string();
+        self.fail_all(DispatchError::Refused(msg.clone()), true);
+        if let Some(f) = &self.follower {
+            f.status.send_replace(LinkStatus::Refused(msg));
+        }
+        self.report(err);
+    }
+
+    fn on_fatal(&self, why: &str) {
+        self.connected.store(false, Ordering::SeqCst);
+        let dropped = self.fail_all(DispatchError::Refused(why.to_string()), true);
+        if let Some(f) = &self.follower {
+            f.status.send_replace(LinkStatus::Refused(why.to_string()));
+        }
+        if dropped > 0 {
+            self.report(crate::Error::Dropped(dropped));
+        }
+    }
+
+    fn on_down(&self, will_retry: bool) {
+        self.connected.store(false, Ordering::SeqCst);
+        // A reconnecting link keeps every queued and in-flight dispatch and
+        // settles them after the rejoin; only a link that is gone for good
+        // fails them.
+        let dropped = if will_retry {
+            0
+        } else {
+            self.fail_all(DispatchError::Disconnected, true)
+        };
+        if let Some(f) = &self.follower {
+            f.status.send_replace(LinkStatus::Down);
+        }
+        if dropped > 0 {
+            self.report(crate::Error::Dropped(dropped));
+        }
+        // Wake waiters so `wait_for` callers can notice the link is gone.
+        self.wake_all();
+    }
+
+    fn take_dispatches(&self, channel: Channel, out: &mut Vec<u8>, codec: &FrameCodec) -> bool {
+        let Some(f) = &self.follower else {
+            return false;
+        };
+        let mut q = f.queue.lock();
+        if q.segs.is_empty() && !q.resend {
+            return false;
+        }
+        let q = &mut *q;
+        let encode = |seg: &Seg, out: &mut Vec<u8>| {
+            let msg = Message::Dispatch(Dispatch {
+                channel,
+                batch: seg.batch,
+                request: seg.request,
+                count: seg.count,
+                packed: &seg.bytes,
+            });
+            codec.encode(&msg, out)
+        };
+        let mut failed = Vec::new();
+        if q.resend {
+            for seg in &q.inflight {
+                if let Err(e) = encode(seg, out) {
+                    failed.push((seg.request, e));
+                }
+            }
+            q.resend = false;
+        }
+        while let Some(mut seg) = q.segs.pop_front() {
+            q.next_batch += 1;
+            seg.batch = q.next_batch;
+            match encode(&seg, out) {
+                Ok(()) => q.inflight.push_back(seg),
+                Err(e) => {
+                    q.queued -= seg.count as usize;
+                    failed.push((seg.request, e));
+                }
+            }
+        }
+        for (request, e) in failed {
+            let err = DispatchError::Encode(e.to_string());
+            if let Some(reply) = q.take_waiting(request) {
+                reply(Err(err));
+            }
+            self.report(crate::Error::Frame(e));
+        }
+        true
+    }
+
+    fn report(&self, err: crate::Error) {
+        Shared::report(self, err);
+    }
+}

@@ -1,0 +1,211 @@
+//! A store seen from a link that serves its followers.
+
+use super::{Feed, Source};
+use crate::codec;
+use crate::core::{Reply, Shared};
+use crate::log::Read;
+use crate::protocol::{Actions, FrameCodec, Message, Position, Snapshot};
+use crate::reducer::Reducer;
+use crate::schema::SchemaHash;
+use crate::session::Seen;
+use crate::store::Mode;
+use crate::FrameError;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+impl<S: Reducer> Source for Shared<S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn schema(&self) -> SchemaHash {
+        S::SCHEMA
+    }
+
+    fn describe(&self) -> String {
+        store_description::<S>()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.core.read().epoch
+    }
+
+    fn can_resume(&self, pos: Position) -> bool {
+        let core = self.core.read();
+        if pos.epoch != core.epoch || pos.seq > core.seq {
+            return false;
+        }
+        if pos.seq == core.seq {
+            return true;
+        }
+        match &core.log {
+            Some(log) => !matches!(log.read_from(pos.seq + 1, 1), Read::Evicted),
+            None => false,
+        }
+    }
+
+    fn dispatch_packed(
+        &self,
+        session: u64,
+        batch: u64,
+        count: u32,
+        packed: &[u8],
+        reply: Reply,
+    ) -> Result<(), postcard::Error> {
+        // Decode everything first: a malformed batch applies nothing.
+        let actions = codec::decode_packed::<S::Action>(count, packed)?;
+        if let Some(f) = &self.follower {
+            // A relay (a client that is also master of workers): pass the
+            // actions up unchanged; the reply comes with the upstream's ack.
+            // The relay's own session makes the upstream leg exactly-once.
+            // A failed enqueue has already answered `reply`.
+            let _ = self.enqueue_with(f, actions.len(), Some(reply), |buf| {
+                buf.extend_from_slice(packed);
+                Ok(())
+            });
+            return Ok(());
+        }
+        let mut sessions = self.sessions.lock();
+        if let Seen::Duplicate(seq) = sessions.check(session, batch) {
+            drop(sessions);
+            let seq = seq.unwrap_or_else(|| self.core.read().seq);
+            reply(Ok(seq));
+            return Ok(());
+        }
+        let seq = {
+            let mut guard = self.core.write();
+            let core = &mut *guard;
+            for (a, range) in &actions {
+                if let Some(log) = &mut core.log {
+                    log.push_raw(&packed[range.clone()]);
+                }
+                core.state.reduce(a);
+                core.seq += 1;
+            }
+            core.seq
+        };
+        sessions.record(session, batch, seq);
+        drop(sessions);
+        self.publish(seq);
+        reply(Ok(seq));
+        Ok(())
+    }
+
+    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, u64)> {
+        self.sessions.lock().applied_after(session, acked)
+    }
+
+    fn fill(
+        &self,
+        feed: &mut Feed,
+        out: &mut Vec<u8>,
+        codec: &FrameCodec,
+        budget: usize,
+    ) -> Result<bool, FrameError> {
+        let core = self.core.read();
+        let snapshot = |feed: &mut Feed, out: &mut Vec<u8>| -> Result<(), FrameError> {
+            let state = codec::encode(&core.state)?;
+            codec.encode(
+                &Message::Snapshot(Snapshot {
+                    channel: feed.channel,
+                    epoch: core.epoch,
+                    seq: core.seq,
+                    state: &state,
+                }),
+                out,
+            )?;
+            feed.sent = Some(core.seq);
+            feed.since_snapshot = 0;
+            Ok(())
+        };
+        let Some(mut sent) = feed.sent else {
+            snapshot(feed, out)?;
+            return Ok(false);
+        };
+        if sent >= core.seq {
+            return Ok(false);
+        }
+        let resync = match self.options.mode {
+            Mode::Snapshot => {
+                snapshot(feed, out)?;
+                return Ok(false);
+            }
+            Mode::Action { resync } => resync,
+        };
+        let Some(log) = &core.log else {
+            snapshot(feed, out)?;
+            return Ok(false);
+        };
+        if matches!(log.read_from(sent + 1, 1), Read::Evicted) {
+            feed.lagged = Some(core.seq - sent);
+            snapshot(feed, out)?;
+            return Ok(false);
+        }
+        let mut used = 0;
+        loop {
+            match log.read_from(sent + 1, budget.saturating_sub(used).max(1)) {
+                Read::UpToDate => return Ok(false),
+                Read::Evicted => {
+                    // Fell behind the ring: a slow consumer costs a snapshot,
+                    // never unbounded memory.
+                    feed.lagged = Some(core.seq - sent);
+                    snapshot(feed, out)?;
+                    return Ok(false);
+                }
+                Read::Actions {
+                    first_seq,
+                    count,
+                    packed,
+                } => {
+                    codec.encode(
+                        &Message::Actions(Actions {
+                            channel: feed.channel,
+                            first_seq,
+                            count,
+                            packed,
+                        }),
+                        out,
+                    )?;
+                    sent = first_seq + u64::from(count) - 1;
+                    feed.sent = Some(sent);
+                    feed.since_snapshot += u64::from(count);
+                    used += packed.len();
+                    // The snapshot goes after the actions it covers, so a
+                    // follower never applies an action twice.
+                    if resync > 0 && feed.since_snapshot >= resync {
+                        snapshot(feed, out)?;
+                        return Ok(false);
+                    }
+                    if used >= budget {
+                        return Ok(sent < core.seq);
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach(&self, waker: &Arc<Notify>) {
+        self.attach_link(waker);
+    }
+
+    fn add_role(&self, role: crate::Role) {
+        Shared::add_role(self, role);
+    }
+
+    fn detach(&self, waker: &Arc<Notify>) {
+        self.detach_link(waker);
+    }
+
+    fn report(&self, err: crate::Error) {
+        Shared::report(self, err);
+    }
+}
+
+/// The readable schema of a store: state, then actions.
+pub(crate) fn store_description<S: Reducer>() -> String {
+    let mut s = String::from("state ");
+    <S as crate::Schema>::describe(&mut s);
+    s.push_str(" actions ");
+    <S::Action as crate::Schema>::describe(&mut s);
+    s
+}

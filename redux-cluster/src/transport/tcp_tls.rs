@@ -1,0 +1,316 @@
+//! TLS over TCP (tokio-rustls, ring): for networks that drop UDP. Same
+//! certificates, trust and link opening as [`quic`](super::quic); yields
+//! the read and write halves of the TLS stream. `TCP_NODELAY` is on:
+//! frames are small and latency matters more than packet count.
+//!
+//! Unlike QUIC there are no keep-alives here: a dead peer is noticed when
+//! a write fails, or by the heartbeats of the layers above.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+
+use super::tls::{
+    self, blocking, ClientAuth, ClientIdentity, ServerIdentity, TransportError, Trust, LINK_OPEN,
+};
+
+type Result<T, E = TransportError> = std::result::Result<T, E>;
+
+/// The reading half of a TLS link (client and server alike).
+pub type TlsReader = ReadHalf<TlsStream<TcpStream>>;
+/// The writing half of a TLS link (client and server alike).
+pub type TlsWriter = WriteHalf<TlsStream<TcpStream>>;
+
+/// Links accepted but not yet taken by [`TcpTlsServer::accept`].
+const ACCEPTED_QUEUE: usize = 16;
+
+/// Pause after a failed `accept(2)` (out of descriptors, say), so the
+/// loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// TCP+TLS settings; side-specific fields say so and are ignored by the
+/// other side.
+#[derive(Clone, Debug)]
+pub struct TcpTlsOptions {
+    handshake_timeout: Duration,
+    max_pending_handshakes: usize,
+    client_auth: ClientAuth,
+    client_identity: Option<ClientIdentity>,
+}
+
+impl Default for TcpTlsOptions {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 64,
+            client_auth: ClientAuth::None,
+            client_identity: None,
+        }
+    }
+}
+
+impl TcpTlsOptions {
+    /// How long a new connection has to finish TLS and open its link
+    /// (default 10 s). On a client it bounds the whole connect, TCP
+    /// included.
+    pub fn handshake_timeout(mut self, within: Duration) -> Self {
+        self.handshake_timeout = within;
+        self
+    }
+
+    /// Server only: how many connections may be in their handshake at
+    /// once (default 64); more are closed at once until some finish.
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.max_pending_handshakes = n;
+        self
+    }
+
+    /// Server only: whether clients must present a certificate.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// Client only: the certificate to present to a server that asks.
+    pub fn client_identity(mut self, identity: ClientIdentity) -> Self {
+        self.client_identity = Some(identity);
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.handshake_timeout.is_zero() || self.max_pending_handshakes == 0 {
+            return Err(TransportError::Config(
+                "handshake timeout and max pending handshakes must be non-zero".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A listening TCP socket that accepts TLS links.
+///
+/// `accept(2)` and the TLS handshakes run in a background task owned by
+/// the server: each handshake is its own task bounded by the handshake
+/// timeout, so a client that connects and says nothing holds up no one;
+/// [`accept`](Self::accept) hands over links that are fully open.
+/// Dropping or [closing](Self::close) the server stops listening; links
+/// already handed over are the caller's and live on.
+#[derive(Debug)]
+pub struct TcpTlsServer {
+    local_addr: SocketAddr,
+    accepted: mpsc::Receiver<Result<(TlsReader, TlsWriter, SocketAddr)>>,
+    driver: JoinHandle<()>,
+}
+
+impl TcpTlsServer {
+    /// Listens on `addr` (port 0 picks one) and starts accepting.
+    ///
+    /// # Errors
+    /// Invalid options, a client CA that cannot be loaded, or a socket
+    /// the OS refuses.
+    pub async fn bind(
+        addr: SocketAddr,
+        identity: ServerIdentity,
+        options: TcpTlsOptions,
+    ) -> Result<Self> {
+        options.check()?;
+        let client_auth = options.client_auth.clone();
+        let tls = blocking(move || tls::server_config(&identity, &client_auth)).await?;
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
+        let driver = tokio::spawn(accept_loop(
+            listener,
+            TlsAcceptor::from(Arc::new(tls)),
+            tx,
+            options.handshake_timeout,
+            options.max_pending_handshakes,
+        ));
+        Ok(Self {
+            local_addr,
+            accepted,
+            driver,
+        })
+    }
+
+    /// The next open link: `(reader, writer, peer address)`. An `Err` is
+    /// one connection that failed (bad certificate, timeout, not our
+    /// protocol) or a failed `accept(2)`; keep accepting after it. `None`
+    /// once the server is closed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a link is never lost by dropping this future.
+    pub async fn accept(&mut self) -> Option<Result<(TlsReader, TlsWriter, SocketAddr)>> {
+        self.accepted.recv().await
+    }
+
+    /// The address the server listens on (with the real port when bound
+    /// to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops listening and abandons handshakes in progress;
+    /// [`accept`](Self::accept) then returns `None`.
+    pub fn close(&self) {
+        self.driver.abort();
+    }
+}
+
+impl Drop for TcpTlsServer {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<Result<(TlsReader, TlsWriter, SocketAddr)>>,
+    handshake_timeout: Duration,
+    max_pending: usize,
+) {
+    // Dropping the set (when this task is aborted) aborts the handshakes.
+    let mut pending = JoinSet::new();
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "tcp accept failed");
+                if tx.send(Err(e.into())).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        while pending.try_join_next().is_some() {}
+        if pending.len() >= max_pending {
+            tracing::debug!(%remote, "too many tls handshakes in progress; closing");
+            continue;
+        }
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        pending.spawn(async move {
+            let link = match tokio::time::timeout(
+                handshake_timeout,
+                open_server_link(acceptor, tcp),
+            )
+            .await
+            {
+                Ok(link) => link,
+                Err(_) => Err(TransportError::HandshakeTimeout(handshake_timeout)),
+            };
+            match &link {
+                Ok(_) => tracing::debug!(%remote, "tls link open"),
+                Err(e) => tracing::debug!(%remote, error = %e, "tls link failed"),
+            }
+            // Waits while the queue is full: backpressure up to max_pending.
+            let _ = tx.send(link.map(|(r, w)| (r, w, remote))).await;
+        });
+    }
+}
+
+async fn open_server_link(acceptor: TlsAcceptor, tcp: TcpStream) -> Result<(TlsReader, TlsWriter)> {
+    tcp.set_nodelay(true)?;
+    let mut tls = acceptor.accept(tcp).await.map_err(tls_error)?;
+    tls::check_alpn(tls.get_ref().1.alpn_protocol())?;
+    let mut first = [0u8; 1];
+    tls.read_exact(&mut first).await.map_err(tls_error)?;
+    if first[0] != LINK_OPEN {
+        return Err(TransportError::BadPreamble(first[0]));
+    }
+    tls.write_all(&[LINK_OPEN]).await.map_err(tls_error)?;
+    tls.flush().await.map_err(tls_error)?;
+    Ok(tokio::io::split(TlsStream::from(tls)))
+}
+
+/// Connects to a TCP+TLS server and opens the link: `(reader, writer)`.
+///
+/// `server_name` is what the certificate must be valid for with
+/// [`Trust::CaPem`] or [`Trust::SystemRoots`] (a DNS name or an IP
+/// address); with [`Trust::Fingerprint`] any valid name will do.
+///
+/// # Errors
+/// As [`quic_connect`](super::quic::quic_connect): a refused certificate
+/// is a typed error and nothing was sent on the link.
+///
+/// # Cancel safety
+/// Dropping the future abandons the attempt and closes its socket.
+pub async fn tcp_tls_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    trust: &Trust,
+    options: &TcpTlsOptions,
+) -> Result<(TlsReader, TlsWriter)> {
+    options.check()?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|_| TransportError::InvalidServerName(server_name.to_owned()))?;
+    let (trust, identity) = (trust.clone(), options.client_identity.clone());
+    let (tls, report) =
+        blocking(move || tls::client_config_reporting(&trust, identity.as_ref())).await?;
+    let connector = TlsConnector::from(Arc::new(tls));
+    let within = options.handshake_timeout;
+    let opened = tokio::time::timeout(within, async move {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut tls = connector.connect(name, tcp).await.map_err(tls_error)?;
+        tls::check_alpn(tls.get_ref().1.alpn_protocol())?;
+        tls.write_all(&[LINK_OPEN]).await.map_err(tls_error)?;
+        tls.flush().await.map_err(tls_error)?;
+        let mut answer = [0u8; 1];
+        tls.read_exact(&mut answer).await.map_err(tls_error)?;
+        if answer[0] != LINK_OPEN {
+            return Err(TransportError::BadPreamble(answer[0]));
+        }
+        Ok(tokio::io::split(TlsStream::from(tls)))
+    })
+    .await;
+    // Our own verifier's reason beats the flattened one.
+    match opened {
+        Ok(Ok(link)) => Ok(link),
+        Ok(Err(e)) => Err(report.take().unwrap_or(e)),
+        Err(_) => Err(report
+            .take()
+            .unwrap_or(TransportError::HandshakeTimeout(within))),
+    }
+}
+
+/// tokio-rustls wraps TLS errors in `io::Error`; unwrap them. Used
+/// until the link is open: with TLS 1.3 a server's refusal of our
+/// certificate arrives after the handshake, as an alert on the first read.
+fn tls_error(e: io::Error) -> TransportError {
+    let kind = e.kind();
+    if !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return match kind {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                TransportError::PeerRefused(
+                    "the peer closed the connection while the link was opening".to_owned(),
+                )
+            }
+            _ => TransportError::Io(e),
+        };
+    }
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => match *tls {
+            rustls::Error::AlertReceived(alert) => {
+                TransportError::PeerRefused(format!("tls alert {alert:?}"))
+            }
+            other => TransportError::Tls(other),
+        },
+        // Not reached: the check above saw a rustls error inside.
+        Some(Err(inner)) => TransportError::Io(io::Error::new(kind, inner)),
+        None => TransportError::Io(kind.into()),
+    }
+}

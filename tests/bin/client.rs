@@ -1,0 +1,117 @@
+//! A client process for the cluster-scheme tests; the test process serves.
+//!
+//! Usage: `client <socket> <scenario> [args…] [--login LOGIN PASSWORD]`
+//! - `count SLOT K EXPECT`: dispatch K increments as `SLOT`, wait until the
+//!   counter reaches EXPECT, print `final <total> <digest> <seq>`.
+//! - `join`: print `joined` or `refused: <error>`.
+//! - `readonly`: join, then try a commit; print `refused: <error>`.
+//! - `follow E1 [E2 …]`: print `ready`; for each E, wait until the counter
+//!   reaches it and print `reached <total> <digest> snapshots <n>`.
+//! - `many N SLOT K EXPECT`: N client stores in this process, each
+//!   dispatching K as SLOT; print `final …` once all reach EXPECT.
+
+use redux_cluster::client::ConnectConfig;
+use redux_cluster_tests::{Counter, CounterAction};
+use std::io::Write;
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        println!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cfg_login = None;
+    if let Some(i) = args.iter().position(|a| a == "--login") {
+        let pw = args.get(i + 2).cloned().ok_or("--login LOGIN PASSWORD")?;
+        let login = args.get(i + 1).cloned().ok_or("--login LOGIN PASSWORD")?;
+        cfg_login = Some((login, pw));
+        args.truncate(i);
+    }
+    let path = args.first().ok_or("socket path")?.clone();
+    // `many` holds several connections of one store name in this process.
+    let relay = args.get(1).map(String::as_str) != Some("many");
+    let mut cfg = ConnectConfig::unix(&path).relay(relay);
+    if let Some((l, p)) = &cfg_login {
+        cfg = cfg.login(l, p);
+    }
+    let num = |i: usize| -> u64 { args.get(i).and_then(|s| s.parse().ok()).unwrap_or(0) };
+    let out = |s: String| {
+        println!("{s}");
+        let _ = std::io::stdout().flush();
+    };
+    let store = Counter::connect(cfg)?;
+    match args.get(1).map(String::as_str) {
+        Some("count") => {
+            store.ready().await?;
+            let slot = num(2) as u8;
+            for _ in 0..num(3) {
+                store.dispatch(CounterAction::Inc(slot))?;
+            }
+            let expect = num(4);
+            let seq = store.wait_until(|s| s.total >= expect).await?;
+            let s = store.get_state();
+            out(format!("final {} {} {}", s.total, s.digest, seq));
+        }
+        Some("join") => match store.ready().await {
+            Ok(()) => out("joined".into()),
+            Err(e) => out(format!("refused: {e}")),
+        },
+        Some("readonly") => {
+            store.ready().await?;
+            match store.commit(CounterAction::Inc(7)).await {
+                Ok(seq) => out(format!("committed {seq}")),
+                Err(e) => out(format!("refused: {e}")),
+            }
+        }
+        Some("follow") => {
+            store.ready().await?;
+            out("ready".into());
+            for i in 2..args.len() {
+                let expect = num(i);
+                store.wait_until(|s| s.total >= expect).await?;
+                let s = store.get_state();
+                out(format!(
+                    "reached {} {} snapshots {}",
+                    s.total,
+                    s.digest,
+                    store.snapshots_applied()
+                ));
+            }
+        }
+        Some("many") => {
+            let (n, slot, k, expect) = (num(2), num(3) as u8, num(4), num(5));
+            let mut stores = vec![store];
+            for _ in 1..n {
+                let mut cfg = ConnectConfig::unix(&path).relay(false);
+                if let Some((l, p)) = &cfg_login {
+                    cfg = cfg.login(l, p);
+                }
+                stores.push(Counter::connect(cfg)?);
+            }
+            for s in &stores {
+                s.ready().await?;
+            }
+            for _ in 0..k {
+                for s in &stores {
+                    s.dispatch(CounterAction::Inc(slot))?;
+                }
+            }
+            let mut last = (0, 0, 0);
+            for s in &stores {
+                let seq = s.wait_until(|st| st.total >= expect).await?;
+                let st = s.get_state();
+                if last.0 != 0 && (st.total, st.digest) != (last.0, last.1) {
+                    return Err("clients in one process disagree".into());
+                }
+                last = (st.total, st.digest, seq);
+            }
+            out(format!("final {} {} {}", last.0, last.1, last.2));
+        }
+        _ => return Err("unknown scenario".into()),
+    }
+    Ok(())
+}

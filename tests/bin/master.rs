@@ -1,0 +1,47 @@
+//! A master process for the tests that need the master to be a child (so a
+//! test can kill it). It forks workers from this same binary.
+//!
+//! Usage: `master die`: fork one worker; the worker prints `ready`, then
+//! commits in a loop until a commit fails and prints
+//! `disconnected: <error> connected=<bool>`. The master just waits to be
+//! killed.
+
+use redux_cluster::cluster;
+use redux_cluster_tests::{Counter, CounterAction};
+use std::io::Write;
+
+#[tokio::main]
+async fn main() {
+    let store = match Counter::start_master() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("start failed: {e}");
+            std::process::exit(2);
+        }
+    };
+    if cluster::is_master() {
+        let _workers = match cluster::fork(1) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("fork failed: {e}");
+                std::process::exit(2);
+            }
+        };
+        // Wait to be killed.
+        std::future::pending::<()>().await;
+    } else {
+        if let Err(e) = store.ready().await {
+            eprintln!("join failed: {e}");
+            std::process::exit(2);
+        }
+        println!("ready");
+        let _ = std::io::stdout().flush();
+        loop {
+            if let Err(e) = store.commit(CounterAction::Inc(1)).await {
+                println!("disconnected: {e} connected={}", store.connected());
+                let _ = std::io::stdout().flush();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The cluster scheme over Unix sockets, with real client processes: this
+//! test process serves; clients are the `client` binary.
+
+use redux_cluster::ban::BanPolicy;
+use redux_cluster::server::{ServeConfig, ServeError};
+use redux_cluster::transport::unix::BindError;
+use redux_cluster::Error;
+use redux_cluster_tests::{parse_final, Counter, CounterAction, Scoped};
+use serial_test::serial;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+/// Guards against a hang; not a timing assertion.
+const LIMIT: Duration = Duration::from_secs(120);
+
+struct Client {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Client {
+    fn start(path: &Path, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .arg(path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn client");
+        let out = child.stdout.take().expect("stdout");
+        Self {
+            child,
+            lines: BufReader::new(out).lines(),
+        }
+    }
+
+    async fn line(&mut self) -> String {
+        self.lines
+            .next_line()
+            .await
+            .expect("read client stdout")
+            .expect("client ended without a line")
+    }
+
+    async fn final_state(&mut self) -> (u64, u64, u64) {
+        let l = self.line().await;
+        parse_final(&l).unwrap_or_else(|| panic!("not a final line: {l}"))
+    }
+
+    async fn exit(mut self) {
+        self.child.wait().await.expect("client exit");
+    }
+}
+
+fn sock(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("store.sock")
+}
+
+fn errors() -> (
+    Arc<Mutex<Vec<String>>>,
+    impl Fn(&Error) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    (seen, move |e: &Error| {
+        s.lock().expect("lock").push(e.to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn three_clients_converge_in_one_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::builder().resync(0).start().expect("master"));
+    let _server = store
+        .serve(ServeConfig::unix(&path).login("test1", "12345"))
+        .await
+        .expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        let k = 100_000u64;
+        let mut clients: Vec<Client> = (1..=3u8)
+            .map(|slot| {
+                Client::start(
+                    &path,
+                    &[
+                        "count",
+                        &slot.to_string(),
+                        &k.to_string(),
+                        &(3 * k).to_string(),
+                        "--login",
+                        "test1",
+                        "12345",
+                    ],
+                )
+            })
+            .collect();
+        store
+            .wait_until(|s| s.total == 3 * k)
+            .await
+            .expect("converge");
+        let master = store.get_state();
+        for c in &mut clients {
+            let (total, digest, seq) = c.final_state().await;
+            assert_eq!((total, digest, seq), (3 * k, master.digest, store.seq()));
+        }
+        assert_eq!(&master.by[1..4], &[k, k, k]);
+        for c in clients {
+            c.exit().await;
+        }
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn two_hundred_clients_converge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::start_master().expect("master"));
+    let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        // 4 processes × 50 connections, 100 increments each.
+        let mut procs: Vec<Client> = (1..=4u8)
+            .map(|slot| Client::start(&path, &["many", "50", &slot.to_string(), "100", "20000"]))
+            .collect();
+        store
+            .wait_until(|s| s.total == 20_000)
+            .await
+            .expect("converge");
+        let digest = store.get_state().digest;
+        for p in &mut procs {
+            let (total, d, _) = p.final_state().await;
+            assert_eq!((total, d), (20_000, digest));
+        }
+        for p in procs {
+            p.exit().await;
+        }
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(start_paused = true)]
+#[serial]
+async fn wrong_passwords_ban_the_peer_until_the_ban_ends() {
+    // No hang guard here: paused time would fire it while waiting on
+    // children. Each step waits on a child's answer.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::start_master().expect("master"));
+    let policy = BanPolicy {
+        max_failures: 3,
+        ..BanPolicy::default()
+    };
+    let _server = store
+        .serve(
+            ServeConfig::unix(&path)
+                .login("test1", "12345")
+                .ban_policy(policy),
+        )
+        .await
+        .expect("serve");
+    for i in 1..=3 {
+        let mut c = Client::start(&path, &["join", "--login", "test1", "wrong"]);
+        let l = c.line().await;
+        assert!(l.starts_with("refused: "), "attempt {i}: {l}");
+        if i < 3 {
+            assert!(l.contains("wrong login or password"), "attempt {i}: {l}");
+        } else {
+            assert!(l.contains("too many failed logins"), "attempt {i}: {l}");
+        }
+        c.exit().await;
+    }
+    // The right password from the same identity (uid) is refused too.
+    let mut c = Client::start(&path, &["join", "--login", "test1", "12345"]);
+    let l = c.line().await;
+    assert!(l.contains("too many failed logins"), "{l}");
+    c.exit().await;
+    // After the ban period (3 h by default), it is admitted.
+    tokio::time::advance(Duration::from_secs(3 * 3600 + 1)).await;
+    let mut c = Client::start(&path, &["join", "--login", "test1", "12345"]);
+    assert_eq!(c.line().await, "joined");
+    c.exit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn server_restart_loses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::builder().resync(0).start().expect("master"));
+    let mut server = Some(store.serve(ServeConfig::unix(&path)).await.expect("serve"));
+    tokio::time::timeout(LIMIT, async {
+        let k = 200_000u64;
+        let mut a = Client::start(&path, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
+        let mut b = Client::start(&path, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
+        for round in 0..3u64 {
+            // Restart while both are streaming.
+            store
+                .wait_until(|s| s.by[1] > (round + 1) * 20_000 && s.by[2] > (round + 1) * 20_000)
+                .await
+                .expect("streaming");
+            if let Some(s) = server.take() {
+                s.shutdown().await;
+            }
+            server = Some(
+                store
+                    .serve(ServeConfig::unix(&path))
+                    .await
+                    .expect("re-serve"),
+            );
+        }
+        store
+            .wait_until(|s| s.total >= 2 * k)
+            .await
+            .expect("converge");
+        let master = store.get_state();
+        assert_eq!(master.total, 2 * k, "exactly once: no loss, no repeat");
+        assert_eq!(&master.by[1..3], &[k, k]);
+        for c in [&mut a, &mut b] {
+            let (total, digest, _) = c.final_state().await;
+            assert_eq!((total, digest), (2 * k, master.digest));
+        }
+        a.exit().await;
+        b.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn reconnect_resumes_from_the_ring_or_gets_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(
+        Counter::builder()
+            .resync(0)
+            .history(1 << 20, 1000)
+            .start()
+            .expect("master"),
+    );
+    let server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        let mut c = Client::start(&path, &["follow", "100", "600", "6600"]);
+        assert_eq!(c.line().await, "ready");
+        store
+            .dispatch_all(&vec![CounterAction::Inc(0); 100])
+            .expect("dispatch");
+        assert!(
+            c.line().await.ends_with("snapshots 1"),
+            "joined with one snapshot"
+        );
+        // Away for 500 actions: within the ring, resumed without a snapshot.
+        server.shutdown().await;
+        store
+            .dispatch_all(&vec![CounterAction::Inc(0); 500])
+            .expect("dispatch");
+        let server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+        let l = c.line().await;
+        assert!(
+            l.starts_with("reached 600 ") && l.ends_with("snapshots 1"),
+            "{l}"
+        );
+        // Away for 6000 actions: past the ring (1000), so a snapshot.
+        server.shutdown().await;
+        store
+            .dispatch_all(&vec![CounterAction::Inc(0); 6000])
+            .expect("dispatch");
+        let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+        let l = c.line().await;
+        let digest = store.get_state().digest;
+        assert_eq!(l, format!("reached 6600 {digest} snapshots 2"));
+        c.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn socket_file_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Scoped(Counter::start_master().expect("master"));
+    // A live server on the path: a clear error.
+    let path = dir.path().join("live.sock");
+    let _live = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    match store.serve(ServeConfig::unix(&path)).await {
+        Err(ServeError::Bind(BindError::InUse(p))) => assert_eq!(p, path),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    // A stale socket left by a crash: replaced.
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
+    assert!(stale.exists());
+    let server = store
+        .serve(ServeConfig::unix(&stale))
+        .await
+        .expect("replaces stale");
+    let mode = std::fs::metadata(&stale).expect("meta").permissions();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.mode() & 0o777, 0o600, "owner only");
+    drop(server);
+    // Not a socket: refused, and left alone.
+    let file = dir.path().join("data.txt");
+    std::fs::write(&file, "keep me").expect("write");
+    match store.serve(ServeConfig::unix(&file)).await {
+        Err(ServeError::Bind(BindError::NotASocket(p))) => assert_eq!(p, file),
+        other => panic!("expected NotASocket, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn read_only_login_follows_but_cannot_dispatch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::start_master().expect("master"));
+    let _server = store
+        .serve(ServeConfig::unix(&path).login_read_only("viewer", "pw"))
+        .await
+        .expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        let mut c = Client::start(&path, &["readonly", "--login", "viewer", "pw"]);
+        let l = c.line().await;
+        assert!(l.starts_with("refused: ") && l.contains("read-only"), "{l}");
+        assert_eq!(store.get_state().total, 0);
+        c.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_client_that_never_reads_costs_bounded_memory_then_a_snapshot() {
+    use redux_cluster::protocol::{FrameCodec, Hello, Join, Message, PROTOCOL_VERSION};
+    use redux_cluster::Reducer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let (seen, hook) = errors();
+    let store = Scoped(Counter::builder().on_error(hook).start().expect("master"));
+    let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        let mut raw = tokio::net::UnixStream::connect(&path)
+            .await
+            .expect("connect");
+        let codec = FrameCodec::default();
+        let mut out = Vec::new();
+        codec
+            .encode(
+                &Message::Hello(Hello {
+                    protocol: PROTOCOL_VERSION,
+                    login: None,
+                    nonce: [0; 32],
+                }),
+                &mut out,
+            )
+            .expect("hello");
+        codec
+            .encode(
+                &Message::Join(Join {
+                    channel: 1,
+                    store: Counter::ID,
+                    schema: Counter::SCHEMA,
+                    name: "Counter",
+                    describe: "",
+                    resume: None,
+                    session: 1,
+                    acked_batch: 0,
+                }),
+                &mut out,
+            )
+            .expect("join");
+        raw.write_all(&out).await.expect("write");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = Vec::new();
+        // Read up to the join's first snapshot, then stop reading.
+        'joined: loop {
+            let n = raw.read(&mut buf).await.expect("read");
+            assert!(n > 0, "server closed the link");
+            got.extend_from_slice(&buf[..n]);
+            let mut at = 0;
+            while let Ok(Some((msg, used))) = codec.decode(&got[at..]) {
+                at += used;
+                if matches!(msg, Message::Snapshot(_)) {
+                    break 'joined;
+                }
+            }
+        }
+        got.clear();
+        // Stream 2,000,000 actions while the client reads nothing.
+        let before = rss_mib();
+        for _ in 0..2000 {
+            store
+                .dispatch_all(&vec![CounterAction::Inc(0); 1000])
+                .expect("dispatch");
+        }
+        let grown = rss_mib() - before;
+        assert!(
+            grown < 64.0,
+            "server memory grew {grown:.1} MiB for a client that never reads"
+        );
+        // When it finally reads, it is sent a snapshot, and that is reported.
+        loop {
+            let n = raw.read(&mut buf).await.expect("read");
+            assert!(n > 0, "server closed the link");
+            got.extend_from_slice(&buf[..n]);
+            let mut at = 0;
+            let mut snapshot_at = None;
+            while let Ok(Some((msg, used))) = codec.decode(&got[at..]) {
+                if let Message::Snapshot(s) = msg {
+                    snapshot_at = Some(s.seq);
+                }
+                at += used;
+            }
+            got.drain(..at);
+            if snapshot_at == Some(2_000_000) {
+                break;
+            }
+        }
+        let reports = seen.lock().expect("lock").clone();
+        assert!(
+            reports
+                .iter()
+                .any(|e| e.contains("actions behind and was sent a snapshot")),
+            "{reports:?}"
+        );
+    })
+    .await
+    .expect("hang");
+}

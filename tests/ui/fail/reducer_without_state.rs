@@ -1,0 +1,8 @@
+use redux_cluster::reducer;
+
+#[reducer]
+pub enum Orphan {
+    A,
+}
+
+fn main() {}
