@@ -11,6 +11,9 @@
 //! unix transport; shows the server's memory per connection).
 //! The run ends when every process has applied every action; `exact` is
 //! true only if every process ended at exactly the expected state.
+//!
+//! `--scenario journal --k K`: one process in journal mode; prints durable
+//! actions per second (the clock stops when action K is on disk).
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::ServeConfig;
@@ -30,6 +33,7 @@ struct Args {
     mode: String,
     keys: u32,
     idle: u32,
+    scenario: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
         mode: "action".into(),
         keys: 0,
         idle: 0,
+        scenario: "sync".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--n" => a.n = val()?.parse().map_err(|e| format!("--n: {e}"))?,
             "--mode" => a.mode = val()?,
             "--keys" => a.keys = val()?.parse().map_err(|e| format!("--keys: {e}"))?,
+            "--scenario" => a.scenario = val()?,
             "--idle" => a.idle = val()?.parse().map_err(|e| format!("--idle: {e}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -129,7 +135,9 @@ async fn main() {
         }
     };
     let is_peer = cluster::is_worker() || std::env::var_os(PEER_ENV).is_some();
-    let res = if !is_peer {
+    let res = if args.scenario == "journal" {
+        journal(args).await
+    } else if !is_peer {
         master(args).await
     } else {
         worker(args).await
@@ -216,6 +224,40 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         p.wait().await?;
     }
     drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `--scenario journal`: one process, journal mode, K actions dispatched;
+/// the clock stops when the last is durable (appended and fdatasync'ed).
+async fn journal(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("rc-bench-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = Bench::start_master()?;
+    let backup = store
+        .backup(redux_cluster::BackupConfig::new(dir.join("bench.backup")).journal())
+        .await?;
+    let start = Instant::now();
+    let batch = vec![BenchAction::Inc(0); 64];
+    let mut left = a.k;
+    while left > 0 {
+        let n = left.min(64) as usize;
+        store.dispatch_all(&batch[..n])?;
+        left -= n as u64;
+    }
+    let durable = backup.durable(a.k).await?;
+    let elapsed = start.elapsed();
+    let exact = durable >= a.k && store.state().total == a.k;
+    let journal_bytes = std::fs::metadata(dir.join("bench.backup.journal")).map_or(0, |m| m.len());
+    println!(
+        "{{\"system\":\"rust\",\"scenario\":\"journal\",\"k\":{},\"actions_per_s\":{:.0},\"journal_bytes\":{},\"coord_rss_mib\":{:.1},\"exact\":{}}}",
+        a.k,
+        a.k as f64 / elapsed.as_secs_f64(),
+        journal_bytes,
+        peak_rss_mib(),
+        exact
+    );
+    store.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -9,9 +9,14 @@
 use crate::auth::Credentials;
 use crate::link::follow::Upstream;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
+use crate::transport::quic::{quic_connect, QuicOptions};
+use crate::transport::tcp_tls::{tcp_tls_connect, TcpTlsOptions};
+use crate::transport::tls::{ClientIdentity, TransportError, Trust};
 use crate::transport::unix;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Where and how to connect.
 pub struct ConnectConfig {
@@ -21,22 +26,85 @@ pub struct ConnectConfig {
     pub(crate) max_retry: Duration,
     pub(crate) max_frame: usize,
     pub(crate) relay: bool,
+    pub(crate) heartbeat: Duration,
 }
 
 pub(crate) enum Target {
     Unix(PathBuf),
+    Quic {
+        addr: SocketAddr,
+        name: String,
+        trust: Trust,
+        options: QuicOptions,
+    },
+    TcpTls {
+        addr: SocketAddr,
+        name: String,
+        trust: Trust,
+        options: TcpTlsOptions,
+    },
 }
 
 impl ConnectConfig {
     /// Connect to a server on a Unix domain socket.
     pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self::to(Target::Unix(path.into()))
+    }
+
+    /// Connect over QUIC to `addr`, checking the server's certificate for
+    /// `server_name` against `trust` (a CA, the system roots, or a pinned
+    /// SHA-256 fingerprint). A refused certificate fails before any
+    /// credential is sent.
+    pub fn quic(addr: SocketAddr, server_name: &str, trust: Trust) -> Self {
+        Self::to(Target::Quic {
+            addr,
+            name: server_name.to_string(),
+            trust,
+            options: QuicOptions::default(),
+        })
+    }
+
+    /// Connect over TCP + TLS, with the same rules as QUIC.
+    pub fn tcp_tls(addr: SocketAddr, server_name: &str, trust: Trust) -> Self {
+        Self::to(Target::TcpTls {
+            addr,
+            name: server_name.to_string(),
+            trust,
+            options: TcpTlsOptions::default(),
+        })
+    }
+
+    /// Present a client certificate (mutual TLS) on QUIC or TCP + TLS.
+    pub fn client_identity(mut self, identity: ClientIdentity) -> Self {
+        match &mut self.target {
+            Target::Quic { options, .. } => {
+                *options = std::mem::take(options).client_identity(identity);
+            }
+            Target::TcpTls { options, .. } => {
+                *options = std::mem::take(options).client_identity(identity);
+            }
+            Target::Unix(_) => {}
+        }
+        self
+    }
+
+    /// On network links, a heartbeat goes out after `every` without traffic,
+    /// and a server silent for three times that counts as dead, which
+    /// triggers a reconnect (default 5 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
+    }
+
+    fn to(target: Target) -> Self {
         Self {
-            target: Target::Unix(path.into()),
+            target,
             credentials: None,
             first_retry: Duration::from_millis(10),
             max_retry: Duration::from_secs(2),
             max_frame: DEFAULT_MAX_FRAME,
             relay: true,
+            heartbeat: Duration::from_secs(5),
         }
     }
 
@@ -75,16 +143,18 @@ impl ConnectConfig {
 pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate::Error)) {
     let codec = FrameCodec::new(cfg.max_frame);
     let mut delay = cfg.first_retry;
-    let peer = match &cfg.target {
-        Target::Unix(p) => format!("server {}", p.display()),
+    let (peer, heartbeat) = match &cfg.target {
+        Target::Unix(p) => (format!("server {}", p.display()), None),
+        Target::Quic { addr, .. } | Target::TcpTls { addr, .. } => {
+            (format!("server {addr}"), Some(cfg.heartbeat))
+        }
     };
     loop {
-        let conn = match &cfg.target {
-            Target::Unix(p) => unix::connect(p).await,
-        };
-        match conn {
+        match open(&cfg.target).await {
             Ok((r, w)) => {
-                let res = up.run(r, w, codec, cfg.credentials.as_ref(), true).await;
+                let res = up
+                    .run(r, w, codec, cfg.credentials.as_ref(), heartbeat, true)
+                    .await;
                 if up.joined_any() {
                     delay = cfg.first_retry;
                 }
@@ -103,11 +173,67 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
                     Ok(()) => {}
                 }
             }
-            Err(e) => tracing::debug!(peer = %peer, error = %e, "connect failed; retrying"),
+            Err(Open::Refused(e)) => {
+                // A certificate that does not match will not match next
+                // time either: stop, and say why.
+                let why = format!("{peer}: {e}");
+                up.fail_all(&why);
+                report(crate::Error::Transport(e));
+                return;
+            }
+            Err(Open::Retry(e)) => {
+                tracing::debug!(peer = %peer, error = %e, "connect failed; retrying");
+            }
         }
         let jitter =
             Duration::from_micros(rand::random::<u64>() % (delay.as_micros() as u64 / 4 + 1));
         tokio::time::sleep(delay + jitter).await;
         delay = (delay * 2).min(cfg.max_retry);
+    }
+}
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+enum Open {
+    /// Worth retrying (nothing listens yet, network trouble).
+    Retry(String),
+    /// Will fail again the same way (the server's certificate is refused).
+    Refused(TransportError),
+}
+
+/// Opens a byte stream to the target.
+async fn open(target: &Target) -> Result<(BoxRead, BoxWrite), Open> {
+    let refused = |e: TransportError| match e {
+        TransportError::FingerprintMismatch { .. }
+        | TransportError::NameMismatch { .. }
+        | TransportError::UntrustedCert(_)
+        | TransportError::InvalidServerName(_)
+        | TransportError::NoTrustAnchors(_) => Open::Refused(e),
+        other => Open::Retry(other.to_string()),
+    };
+    match target {
+        Target::Unix(p) => match unix::connect(p).await {
+            Ok((r, w)) => Ok((Box::new(r), Box::new(w))),
+            Err(e) => Err(Open::Retry(e.to_string())),
+        },
+        Target::Quic {
+            addr,
+            name,
+            trust,
+            options,
+        } => match quic_connect(*addr, name, trust, options).await {
+            Ok((r, w)) => Ok((Box::new(r), Box::new(w))),
+            Err(e) => Err(refused(e)),
+        },
+        Target::TcpTls {
+            addr,
+            name,
+            trust,
+            options,
+        } => match tcp_tls_connect(*addr, name, trust, options).await {
+            Ok((r, w)) => Ok((Box::new(r), Box::new(w))),
+            Err(e) => Err(refused(e)),
+        },
     }
 }

@@ -58,7 +58,10 @@ pub(crate) fn worker_link() -> Result<Upstream, StartError> {
     let run = up.clone();
     handle.spawn(async move {
         let (r, w) = pipe::split(stream);
-        if let Err(e) = run.run(r, w, FrameCodec::default(), None, false).await {
+        if let Err(e) = run
+            .run(r, w, FrameCodec::default(), None, None, false)
+            .await
+        {
             tracing::warn!(error = %e, "the link to the master ended");
         }
     });
@@ -171,6 +174,8 @@ pub fn spawn_worker(mut cmd: std::process::Command) -> io::Result<Worker> {
         peer_key: PeerKey::Worker,
         stores: None,
         role: crate::Role::Master,
+        heartbeat: None,
+        handshake_timeout: None,
     };
     let link = tokio::spawn(serve(r, w, opts));
     Ok(Worker { id, child, link })

@@ -25,6 +25,9 @@ pub enum LinkError {
     /// The peer closed the link.
     #[error("the peer closed the link")]
     Closed,
+    /// The peer sent nothing, not even a heartbeat, for this long.
+    #[error("the peer has been silent for {0:?}")]
+    Silent(std::time::Duration),
     /// The peer refused us.
     #[error("refused by the peer: {0}")]
     Refused(String),

@@ -42,6 +42,8 @@
 //! - `cluster.rs`: forking workers (the basic scheme).
 //! - `server.rs`, `client.rs`: serving over sockets and following a server,
 //!   with reconnect (the cluster scheme).
+//! - `backup/`: snapshot files and the action journal (format, crypto,
+//!   crash-safe file writes, journal); `persist.rs` runs them for a store.
 //! - `auth.rs`: logins by challenge-response; `ban.rs`: brute-force bans.
 //! - `error.rs`: error types, split by when they happen.
 #![warn(missing_docs)]
@@ -61,6 +63,7 @@ mod core;
 mod error;
 mod link;
 mod log;
+mod persist;
 pub mod protocol;
 mod reducer;
 mod registry;
@@ -69,10 +72,13 @@ pub mod server;
 mod session;
 mod store;
 pub mod transport;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use crate::core::ErrorHook;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
+pub use persist::{Backup, BackupConfig};
 pub use reducer::{ClusterState, Reducer};
 pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
@@ -97,6 +103,13 @@ pub enum Error {
         #[source]
         source: LinkError,
     },
+    /// A QUIC or TLS connection could not be opened, for a reason that will
+    /// not go away by retrying (the server's certificate is refused).
+    #[error(transparent)]
+    Transport(#[from] transport::tls::TransportError),
+    /// Saving the store failed; the backup task has stopped.
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
     /// A peer with this store left (it closed, crashed, or was killed).
     #[error("{peer} left ({reason})")]
     PeerLeft {

@@ -20,11 +20,16 @@ use crate::ban::{BanPolicy, Bans};
 use crate::link::serve::{serve, Access, PeerKey, ServeOptions};
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
 use crate::store::Role;
+use crate::transport::quic::{QuicOptions, QuicServer};
+use crate::transport::tcp_tls::{TcpTlsOptions, TcpTlsServer};
+use crate::transport::tls::{ClientAuth, ServerIdentity, TransportError};
 use crate::transport::unix::{self, BindError};
 use parking_lot::Mutex;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
 /// Where and how to serve.
@@ -34,10 +39,22 @@ pub struct ServeConfig {
     pub(crate) bans: BanPolicy,
     pub(crate) max_frame: usize,
     pub(crate) max_clients: usize,
+    pub(crate) heartbeat: Duration,
+    pub(crate) handshake_timeout: Option<Duration>,
 }
 
 pub(crate) enum Endpoint {
     Unix(PathBuf),
+    Quic {
+        addr: SocketAddr,
+        identity: ServerIdentity,
+        options: QuicOptions,
+    },
+    TcpTls {
+        addr: SocketAddr,
+        identity: ServerIdentity,
+        options: TcpTlsOptions,
+    },
 }
 
 impl ServeConfig {
@@ -45,13 +62,80 @@ impl ServeConfig {
     /// file left by a crash is replaced; a live server or a file that is not
     /// a socket is an error.
     pub fn unix(path: impl Into<PathBuf>) -> Self {
+        Self::at(Endpoint::Unix(path.into()))
+    }
+
+    /// Serve over QUIC on a UDP address (the seed's default port is
+    /// [`crate::transport::quic::DEFAULT_PORT`], 10001). Logins travel only
+    /// inside TLS. Use [`ServerIdentity::load_or_generate`] for a
+    /// self-signed certificate that survives restarts, and log its
+    /// [`ServerIdentity::fingerprint`] for clients to pin.
+    pub fn quic(addr: SocketAddr, identity: ServerIdentity) -> Self {
+        Self::at(Endpoint::Quic {
+            addr,
+            identity,
+            options: QuicOptions::default(),
+        })
+    }
+
+    /// Serve over TCP + TLS (for networks that block UDP), with the same
+    /// rules as QUIC.
+    pub fn tcp_tls(addr: SocketAddr, identity: ServerIdentity) -> Self {
+        Self::at(Endpoint::TcpTls {
+            addr,
+            identity,
+            options: TcpTlsOptions::default(),
+        })
+    }
+
+    fn at(endpoint: Endpoint) -> Self {
         Self {
-            endpoint: Endpoint::Unix(path.into()),
+            endpoint,
             logins: Logins::new(),
             bans: BanPolicy::default(),
             max_frame: DEFAULT_MAX_FRAME,
             max_clients: 10_000,
+            heartbeat: Duration::from_secs(5),
+            handshake_timeout: Some(Duration::from_secs(10)),
         }
+    }
+
+    /// How long a client may take to say hello and log in before it is
+    /// dropped (default 10 s; `None` waits forever, e.g. under a paused test
+    /// clock).
+    pub fn handshake_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// Require client certificates signed by this CA (mutual TLS), on QUIC
+    /// and TCP + TLS; an alternative or an addition to logins.
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        match &mut self.endpoint {
+            Endpoint::Quic { options, .. } => {
+                *options = std::mem::take(options).client_auth(auth);
+            }
+            Endpoint::TcpTls { options, .. } => {
+                *options = std::mem::take(options).client_auth(auth);
+            }
+            Endpoint::Unix(_) => {}
+        }
+        self
+    }
+
+    /// QUIC transport options (keep-alive, idle timeout, handshake limits).
+    pub fn quic_options(mut self, opts: QuicOptions) -> Self {
+        if let Endpoint::Quic { options, .. } = &mut self.endpoint {
+            *options = opts;
+        }
+        self
+    }
+
+    /// On network links, a heartbeat goes out after `every` without traffic,
+    /// and a client silent for three times that is dropped (default 5 s).
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every;
+        self
     }
 
     /// Admits `login` with `password` (only a salted key is kept). With no
@@ -94,6 +178,9 @@ pub enum ServeError {
     /// The socket could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// The QUIC or TLS endpoint could not be set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     /// Serving needs a tokio runtime.
     #[error("serving needs a tokio runtime")]
     NoRuntime,
@@ -104,7 +191,9 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Server {
     task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     path: Option<PathBuf>,
+    addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -113,10 +202,19 @@ impl Server {
         self.path.as_deref()
     }
 
-    /// Stops the server and waits until its links are closed.
-    pub async fn shutdown(self) {
-        self.task.abort();
-        let _ = (&mut { self }.task).await;
+    /// The bound address (with the real port when bound to port 0), for a
+    /// QUIC or TCP + TLS server.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// Stops the server and waits until its links are closed and its
+    /// address is free again.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -143,50 +241,147 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
     });
     let stores: Arc<[&'static str]> = Arc::from(vec![name]);
     let codec = FrameCodec::new(cfg.max_frame);
-    match cfg.endpoint {
+    let (listener, path, addr, heartbeat) = match cfg.endpoint {
         Endpoint::Unix(path) => {
-            let listener = unix::bind(&path).await?;
-            let max_clients = cfg.max_clients;
-            let task = tokio::spawn(async move {
-                let mut links = JoinSet::new();
-                let mut last_collect = tokio::time::Instant::now();
-                loop {
-                    let (r, w, cred) = match listener.accept().await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            continue;
-                        }
-                    };
-                    while links.try_join_next().is_some() {}
-                    if links.len() >= max_clients {
-                        tracing::warn!(max_clients, "refusing a client: too many connected");
-                        continue;
-                    }
-                    let now = tokio::time::Instant::now();
-                    if now - last_collect > Duration::from_secs(60) {
-                        access.bans.lock().collect(now);
-                        last_collect = now;
-                    }
-                    let opts = ServeOptions {
-                        peer: match cred.pid {
-                            Some(pid) => format!("client uid {} pid {pid}", cred.uid),
-                            None => format!("client uid {}", cred.uid),
-                        },
-                        codec,
-                        join_wait: Duration::ZERO,
-                        access: Some(Arc::clone(&access)),
-                        peer_key: PeerKey::Uid(cred.uid),
-                        stores: Some(Arc::clone(&stores)),
-                        role: Role::Server,
-                    };
-                    links.spawn(serve(r, w, opts));
+            let l = unix::bind(&path).await?;
+            (Listener::Unix(l), Some(path), None, None)
+        }
+        Endpoint::Quic {
+            addr,
+            identity,
+            options,
+        } => {
+            let fp = identity.fingerprint();
+            let l = QuicServer::bind(addr, identity, options).await?;
+            let addr = l.local_addr();
+            tracing::info!(store = name, %addr, fingerprint = %fp, "serving over QUIC");
+            (Listener::Quic(l), None, Some(addr), Some(cfg.heartbeat))
+        }
+        Endpoint::TcpTls {
+            addr,
+            identity,
+            options,
+        } => {
+            let fp = identity.fingerprint();
+            let l = TcpTlsServer::bind(addr, identity, options).await?;
+            let addr = l.local_addr();
+            tracing::info!(store = name, %addr, fingerprint = %fp, "serving over TCP + TLS");
+            (Listener::TcpTls(l), None, Some(addr), Some(cfg.heartbeat))
+        }
+    };
+    let max_clients = cfg.max_clients;
+    let handshake_timeout = cfg.handshake_timeout;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut listener = listener;
+        let mut links = JoinSet::new();
+        let mut last_collect = tokio::time::Instant::now();
+        loop {
+            let conn = tokio::select! {
+                _ = &mut stopped => break,
+                conn = listener.accept() => match conn {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
+            let (r, w, peer, peer_key) = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!(error = %e, "a connection failed before its link opened");
+                    continue;
                 }
-            });
-            Ok(Server {
-                task,
-                path: Some(path),
-            })
+            };
+            while links.try_join_next().is_some() {}
+            if links.len() >= max_clients {
+                tracing::warn!(max_clients, %peer, "refusing a client: too many connected");
+                continue;
+            }
+            let now = tokio::time::Instant::now();
+            if now - last_collect > Duration::from_secs(60) {
+                access.bans.lock().collect(now);
+                last_collect = now;
+            }
+            let opts = ServeOptions {
+                peer,
+                codec,
+                join_wait: Duration::ZERO,
+                access: Some(Arc::clone(&access)),
+                peer_key,
+                stores: Some(Arc::clone(&stores)),
+                role: Role::Server,
+                heartbeat,
+                handshake_timeout,
+            };
+            links.spawn(serve(r, w, opts));
+        }
+        links.shutdown().await;
+        listener.shutdown().await;
+    });
+    Ok(Server {
+        task,
+        stop: Some(stop),
+        path,
+        addr,
+    })
+}
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// The listener of any transport; each only yields byte streams.
+enum Listener {
+    Unix(unix::UnixServer),
+    Quic(QuicServer),
+    TcpTls(TcpTlsServer),
+}
+
+impl Listener {
+    /// Closes the listener and waits until its address is free.
+    async fn shutdown(self) {
+        match self {
+            Listener::Quic(q) => q.shutdown().await,
+            Listener::TcpTls(t) => t.close(),
+            Listener::Unix(u) => drop(u),
+        }
+    }
+}
+
+type Accepted = (BoxRead, BoxWrite, String, PeerKey);
+
+impl Listener {
+    /// The next connection; `None` once the listener is closed.
+    async fn accept(&mut self) -> Option<Result<Accepted, String>> {
+        match self {
+            Listener::Unix(l) => Some(match l.accept().await {
+                Ok((r, w, cred)) => Ok((
+                    Box::new(r) as BoxRead,
+                    Box::new(w) as BoxWrite,
+                    match cred.pid {
+                        Some(pid) => format!("client uid {} pid {pid}", cred.uid),
+                        None => format!("client uid {}", cred.uid),
+                    },
+                    PeerKey::Uid(cred.uid),
+                )),
+                Err(e) => Err(e.to_string()),
+            }),
+            Listener::Quic(l) => Some(match l.accept().await? {
+                Ok((r, w, addr)) => Ok((
+                    Box::new(r) as BoxRead,
+                    Box::new(w) as BoxWrite,
+                    format!("client {addr}"),
+                    PeerKey::ip(addr.ip()),
+                )),
+                Err(e) => Err(e.to_string()),
+            }),
+            Listener::TcpTls(l) => Some(match l.accept().await? {
+                Ok((r, w, addr)) => Ok((
+                    Box::new(r) as BoxRead,
+                    Box::new(w) as BoxWrite,
+                    format!("client {addr}"),
+                    PeerKey::ip(addr.ip()),
+                )),
+                Err(e) => Err(e.to_string()),
+            }),
         }
     }
 }

@@ -304,6 +304,25 @@ impl<S: Reducer> Store<S> {
         Ok(server)
     }
 
+    /// Saves this store to disk (the seed's `backup`): loads the file if it
+    /// exists (the store must not have applied anything yet) and continues
+    /// from its state and sequence number, then saves as configured in a
+    /// background task. In journal mode every action is appended, and
+    /// [`Backup::durable`] waits until an action is on disk.
+    ///
+    /// # Errors
+    /// [`crate::backup::BackupError`]: a file that cannot be read (wrong
+    /// key, corrupt, truncated, another schema or store, a newer format) is
+    /// an error, never a silent fresh start (unless
+    /// [`BackupConfig::replace_unreadable`]); a path another process holds
+    /// is [`crate::backup::BackupError::Locked`].
+    pub async fn backup(
+        &self,
+        cfg: crate::BackupConfig,
+    ) -> Result<crate::Backup, crate::backup::BackupError> {
+        crate::persist::start(&self.shared, cfg).await
+    }
+
     /// Waits until a follower has joined its master (at once on a master).
     ///
     /// # Errors

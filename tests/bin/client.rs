@@ -1,6 +1,8 @@
 //! A client process for the cluster-scheme tests; the test process serves.
 //!
-//! Usage: `client <socket> <scenario> [args…] [--login LOGIN PASSWORD]`
+//! Usage: `client <target> <scenario> [args…] [--login LOGIN PASSWORD]`,
+//! where the target is a socket path, or `quic://ADDR#FINGERPRINT` or
+//! `tcp://ADDR#FINGERPRINT` (server name `localhost`, pinned certificate).
 //! - `count SLOT K EXPECT`: dispatch K increments as `SLOT`, wait until the
 //!   counter reaches EXPECT, print `final <total> <digest> <seq>`.
 //! - `join`: print `joined` or `refused: <error>`.
@@ -11,6 +13,7 @@
 //!   dispatching K as SLOT; print `final …` once all reach EXPECT.
 
 use redux_cluster::client::ConnectConfig;
+use redux_cluster::transport::tls::Trust;
 use redux_cluster_tests::{Counter, CounterAction};
 use std::io::Write;
 
@@ -34,7 +37,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let path = args.first().ok_or("socket path")?.clone();
     // `many` holds several connections of one store name in this process.
     let relay = args.get(1).map(String::as_str) != Some("many");
-    let mut cfg = ConnectConfig::unix(&path).relay(relay);
+    let target = |path: &str| -> Result<ConnectConfig, Box<dyn std::error::Error>> {
+        let remote =
+            |rest: &str| -> Result<(std::net::SocketAddr, Trust), Box<dyn std::error::Error>> {
+                let (addr, fp) = rest.split_once('#').ok_or("ADDR#FINGERPRINT")?;
+                Ok((addr.parse()?, Trust::Fingerprint(fp.parse()?)))
+            };
+        Ok(if let Some(rest) = path.strip_prefix("quic://") {
+            let (addr, trust) = remote(rest)?;
+            ConnectConfig::quic(addr, "localhost", trust)
+        } else if let Some(rest) = path.strip_prefix("tcp://") {
+            let (addr, trust) = remote(rest)?;
+            ConnectConfig::tcp_tls(addr, "localhost", trust)
+        } else {
+            ConnectConfig::unix(path)
+        })
+    };
+    let mut cfg = target(&path)?.relay(relay);
     if let Some((l, p)) = &cfg_login {
         cfg = cfg.login(l, p);
     }
@@ -86,7 +105,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let (n, slot, k, expect) = (num(2), num(3) as u8, num(4), num(5));
             let mut stores = vec![store];
             for _ in 1..n {
-                let mut cfg = ConnectConfig::unix(&path).relay(false);
+                let mut cfg = target(&path)?.relay(false);
                 if let Some((l, p)) = &cfg_login {
                     cfg = cfg.login(l, p);
                 }

@@ -195,6 +195,17 @@ pub enum BackupError {
         /// The file.
         path: PathBuf,
     },
+    /// A backup was found but the store has already applied actions, so
+    /// loading it would throw them away.
+    #[error("the store has already applied {seq} actions; start the backup before dispatching")]
+    NotFresh {
+        /// Actions applied so far.
+        seq: u64,
+    },
+    /// The backup task has stopped (the store shut down, or a write failed
+    /// and was reported through the error hook).
+    #[error("the backup task has stopped")]
+    Stopped,
     /// The key derivation parameters are invalid.
     #[error("invalid key derivation parameters: {0}")]
     Kdf(String),

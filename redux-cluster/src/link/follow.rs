@@ -82,6 +82,7 @@ impl Upstream {
         writer: W,
         codec: FrameCodec,
         creds: Option<&Credentials>,
+        heartbeat: Option<std::time::Duration>,
         will_retry: bool,
     ) -> Result<(), LinkError>
     where
@@ -89,7 +90,9 @@ impl Upstream {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         self.inner.joined.store(false, Ordering::SeqCst);
-        let res = self.run_inner(reader, writer, codec, creds).await;
+        let res = self
+            .run_inner(reader, writer, codec, creds, heartbeat)
+            .await;
         // A refused login will be refused again: that ends the link for
         // good, with the reason.
         let fatal = match &res {
@@ -110,6 +113,13 @@ impl Upstream {
         res
     }
 
+    /// Ends every store's link for good, with `why`.
+    pub fn fail_all(&self, why: &str) {
+        for c in self.inner.chans.lock().iter() {
+            c.sink.on_fatal(why);
+        }
+    }
+
     /// Whether a store joined during the last connection.
     pub fn joined_any(&self) -> bool {
         self.inner.joined.load(Ordering::SeqCst)
@@ -121,6 +131,7 @@ impl Upstream {
         writer: W,
         codec: FrameCodec,
         creds: Option<&Credentials>,
+        heartbeat: Option<std::time::Duration>,
     ) -> Result<(), LinkError>
     where
         R: AsyncRead + Unpin + Send + 'static,
@@ -130,9 +141,13 @@ impl Upstream {
         let mut writer = FrameWriter::new(writer, codec);
         login(&mut reader, &mut writer, creds).await?;
         *self.inner.up.lock() = true;
-        let _writer = AbortOnDrop(tokio::spawn(write_loop(Arc::clone(&self.inner), writer)));
+        let _writer = AbortOnDrop(tokio::spawn(write_loop(
+            Arc::clone(&self.inner),
+            writer,
+            heartbeat,
+        )));
         self.inner.wake.notify_one();
-        self.read_loop(&mut reader).await
+        self.read_loop(&mut reader, heartbeat).await
     }
 
     fn sink(&self, channel: Channel) -> Option<Arc<dyn Sink>> {
@@ -147,9 +162,10 @@ impl Upstream {
     async fn read_loop<R: AsyncRead + Unpin>(
         &self,
         reader: &mut FrameReader<R>,
+        heartbeat: Option<std::time::Duration>,
     ) -> Result<(), LinkError> {
         let codec = FrameCodec::default();
-        while let Some(msg) = reader.next().await? {
+        while let Some(msg) = super::next_within(reader, heartbeat).await? {
             let channel = match &msg {
                 Message::Joined(m) => m.channel,
                 Message::JoinRefused(m) => m.channel,
@@ -284,11 +300,17 @@ where
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(inner: Arc<Inner>, mut writer: FrameWriter<W>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    inner: Arc<Inner>,
+    mut writer: FrameWriter<W>,
+    heartbeat: Option<std::time::Duration>,
+) {
     let codec = writer.codec();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        inner.wake.notified().await;
+        if !super::wait_or_beat(&inner.wake, heartbeat, &mut writer).await {
+            return;
+        }
         buf.clear();
         buf.append(&mut inner.control.lock());
         {

@@ -18,6 +18,46 @@ use crate::FrameError;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+/// Waits for `wake`; with a heartbeat interval, sends a heartbeat each time
+/// the interval passes first. Returns false when the link is broken.
+pub(crate) async fn wait_or_beat<W: tokio::io::AsyncWrite + Unpin>(
+    wake: &Notify,
+    heartbeat: Option<std::time::Duration>,
+    writer: &mut crate::connection::FrameWriter<W>,
+) -> bool {
+    let Some(every) = heartbeat else {
+        wake.notified().await;
+        return true;
+    };
+    loop {
+        if tokio::time::timeout(every, wake.notified()).await.is_ok() {
+            return true;
+        }
+        let beat = crate::protocol::Message::Heartbeat(crate::protocol::Heartbeat { ping: 0 });
+        if writer.send(&beat).await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// The next message, or [`crate::LinkError::Silent`] when a peer that should
+/// send heartbeats has sent nothing for three intervals.
+pub(crate) async fn next_within<'a, R: tokio::io::AsyncRead + Unpin>(
+    reader: &'a mut crate::connection::FrameReader<R>,
+    heartbeat: Option<std::time::Duration>,
+) -> Result<Option<crate::protocol::Message<'a>>, crate::LinkError> {
+    match heartbeat {
+        None => reader.next().await,
+        Some(every) => {
+            let limit = every * 3;
+            match tokio::time::timeout(limit, reader.next()).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::LinkError::Silent(limit)),
+            }
+        }
+    }
+}
+
 /// A spawned task that is aborted when this handle is dropped, so a link's
 /// writer never outlives the link (even when the link's own task is
 /// aborted, e.g. by a server shutting down).

@@ -48,6 +48,30 @@ pub(crate) struct ServeOptions {
     /// The role serving gives a store (master for workers, server for
     /// clients).
     pub role: Role,
+    /// Send a heartbeat after this long without traffic, and drop a peer
+    /// silent for three times as long (network links; `None` for local ones,
+    /// which see a dead peer as end of stream).
+    pub heartbeat: Option<Duration>,
+    /// How long a peer may take to say hello and log in.
+    pub handshake_timeout: Option<Duration>,
+}
+
+impl PeerKey {
+    /// The ban key for a remote address.
+    pub fn ip(addr: std::net::IpAddr) -> Self {
+        match addr {
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                PeerKey::Ip(std::net::IpAddr::V6(o.into()))
+            }
+            std::net::IpAddr::V6(v6) => PeerKey::Ip(std::net::IpAddr::V4(
+                v6.to_ipv4_mapped()
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            )),
+            v4 => PeerKey::Ip(v4),
+        }
+    }
 }
 
 /// Who a peer is, for bans: a Unix socket peer by its user id, a network
@@ -56,6 +80,9 @@ pub(crate) struct ServeOptions {
 pub(crate) enum PeerKey {
     /// A process on this machine, by uid (SO_PEERCRED).
     Uid(u32),
+    /// A remote host by IP address (an IPv6 address by its /64 prefix, which
+    /// one host usually owns whole).
+    Ip(std::net::IpAddr),
     /// A forked worker: never banned.
     Worker,
 }
@@ -134,9 +161,19 @@ where
     let mut writer = FrameWriter::new(writer, opts.codec);
     // Detaches the stores however this future ends, aborted included.
     let _detach = Detach(Arc::clone(&link));
-    let result = match handshake(&mut reader, &mut writer, &opts).await {
+    let admitted = match opts.handshake_timeout {
+        Some(limit) => tokio::time::timeout(limit, handshake(&mut reader, &mut writer, &opts))
+            .await
+            .unwrap_or(Err(LinkError::Silent(limit))),
+        None => handshake(&mut reader, &mut writer, &opts).await,
+    };
+    let result = match admitted {
         Ok(read_only) => {
-            let _writer = AbortOnDrop(tokio::spawn(write_loop(Arc::clone(&link), writer)));
+            let _writer = AbortOnDrop(tokio::spawn(write_loop(
+                Arc::clone(&link),
+                writer,
+                opts.heartbeat,
+            )));
             read_loop(&link, &mut reader, &opts, read_only).await
         }
         Err(e) => Err(e),
@@ -291,7 +328,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     opts: &ServeOptions,
     read_only: bool,
 ) -> Result<(), LinkError> {
-    while let Some(msg) = reader.next().await? {
+    while let Some(msg) = super::next_within(reader, opts.heartbeat).await? {
         match msg {
             Message::Join(j) => join(link, &j, opts)?,
             Message::Dispatch(d) => {
@@ -502,11 +539,17 @@ fn finish_join(
     Ok(())
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(link: Arc<LinkState>, mut writer: FrameWriter<W>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    link: Arc<LinkState>,
+    mut writer: FrameWriter<W>,
+    heartbeat: Option<Duration>,
+) {
     let codec = writer.codec();
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        link.wake.notified().await;
+        if !super::wait_or_beat(&link.wake, heartbeat, &mut writer).await {
+            return;
+        }
         loop {
             buf.clear();
             buf.append(&mut link.pre.lock());

@@ -284,6 +284,16 @@ impl QuicServer {
         self.driver.abort();
         self.endpoint.close(VarInt::from_u32(0), b"server closed");
     }
+
+    /// Closes as [`close`](Self::close) does, then waits until every
+    /// connection has drained, so the UDP port is free for a new server when
+    /// this returns.
+    pub async fn shutdown(self) {
+        self.close();
+        let endpoint = self.endpoint.clone();
+        drop(self);
+        endpoint.wait_idle().await;
+    }
 }
 
 impl Drop for QuicServer {

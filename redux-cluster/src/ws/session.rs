@@ -1,0 +1,362 @@
+//! One browser: login, resume, the stream of snapshots and patches, and
+//! its dispatches.
+
+use super::patch::{CatchUp, History};
+use super::server::{Peer, Ws};
+use super::wire::{self, ClientMsg, ServerMsg};
+use crate::auth::ServerAuth;
+use crate::error::DispatchError;
+pub(crate) use crate::link::serve::Access;
+use crate::reducer::Reducer;
+use crate::store::Store;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// The state as the watcher publishes it.
+pub(crate) struct Feed {
+    pub history: Arc<Mutex<History>>,
+    pub rx: watch::Receiver<(u64, u64)>,
+}
+
+/// Per-browser limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_inflight: usize,
+    pub heartbeat: Duration,
+    pub write_timeout: Duration,
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("closed")]
+    Closed,
+    #[error("{0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("sent nothing for {0:?}")]
+    Silent(Duration),
+    #[error("did not read for {0:?}")]
+    Stalled(Duration),
+    #[error("the server stopped")]
+    Stopped,
+}
+
+/// The writing half, with a bound on how long one write may take, so a
+/// browser that stops reading is dropped rather than held forever.
+struct Out {
+    sink: SplitSink<Ws, Message>,
+    timeout: Duration,
+}
+
+impl Out {
+    async fn send(&mut self, msg: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.timeout, self.sink.send(msg)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(End::Stalled(self.timeout)),
+        }
+    }
+
+    async fn text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), End> {
+        self.send(Message::Text(text.into())).await
+    }
+
+    async fn msg(&mut self, msg: &ServerMsg<'_>) -> Result<(), End> {
+        self.text(msg.to_text()).await
+    }
+
+    /// Sends `refuse` and ends the session with it.
+    async fn refuse<T>(&mut self, reason: &str, message: &str) -> Result<T, End> {
+        let _ = self.msg(&ServerMsg::Refuse { reason, message }).await;
+        let _ = tokio::time::timeout(self.timeout, self.sink.close()).await;
+        Err(End::Refused(message.to_owned()))
+    }
+}
+
+/// Who logged in, and where the browser said it stands.
+struct Admitted {
+    read_only: bool,
+    resume: Option<(u64, u64)>,
+}
+
+/// Serves one browser until it leaves.
+pub(crate) async fn run<S: Reducer>(
+    ws: Ws,
+    peer: Peer,
+    store: Store<S>,
+    access: Arc<Access>,
+    feed: Feed,
+    limits: Limits,
+    handshake_timeout: Option<Duration>,
+) {
+    let (sink, mut stream) = ws.split();
+    let mut out = Out {
+        sink,
+        timeout: limits.write_timeout,
+    };
+    let admitted = {
+        let login = login(&mut stream, &mut out, &peer, &access, &feed);
+        match handshake_timeout {
+            Some(limit) => tokio::time::timeout(limit, login)
+                .await
+                .unwrap_or(Err(End::Silent(limit))),
+            None => login.await,
+        }
+    };
+    let result = match admitted {
+        Ok(a) => serve(&mut stream, &mut out, &store, feed, limits, a).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) | Err(End::Closed) => tracing::debug!(peer = %peer.name, "browser left"),
+        Err(e) => tracing::info!(peer = %peer.name, reason = %e, "browser dropped"),
+    }
+}
+
+/// The next text frame; pings and pongs are skipped.
+async fn next_text(stream: &mut SplitStream<Ws>) -> Result<Option<Utf8Bytes>, End> {
+    loop {
+        match stream.next().await {
+            None | Some(Ok(Message::Close(_))) => return Err(End::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Text(t))) => return Ok(Some(t)),
+            Some(Ok(Message::Binary(_))) => return Ok(None),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads one handshake message, refusing anything else.
+async fn expect(stream: &mut SplitStream<Ws>, out: &mut Out, what: &str) -> Result<ClientMsg, End> {
+    let Some(text) = next_text(stream).await? else {
+        return out
+            .refuse("protocol", &format!("expected {what} as a JSON text frame"))
+            .await;
+    };
+    match serde_json::from_str::<ClientMsg>(&text) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            out.refuse("protocol", &format!("expected {what}: {e}"))
+                .await
+        }
+    }
+}
+
+/// The login exchange (SCRAM-SHA-256 in JSON; see [`crate::auth`]).
+async fn login(
+    stream: &mut SplitStream<Ws>,
+    out: &mut Out,
+    peer: &Peer,
+    access: &Access,
+    feed: &Feed,
+) -> Result<Admitted, End> {
+    let ClientMsg::Hello {
+        login,
+        nonce,
+        resume,
+    } = expect(stream, out, "hello").await?
+    else {
+        return out.refuse("protocol", "expected hello").await;
+    };
+    let resume = resume.and_then(|r| r.position());
+    let epoch = feed.history.lock().position().0.to_string();
+    let now = Instant::now();
+    let banned = access.bans.lock().check(&peer.key, now);
+    if let Err(b) = banned {
+        let message = format!(
+            "too many failed logins; refused for {} more seconds",
+            b.until_secs_left
+        );
+        return out.refuse("banned", &message).await;
+    }
+    if access.logins.is_empty() {
+        out.msg(&ServerMsg::Welcome {
+            login: login.as_deref(),
+            read_only: false,
+            signature: None,
+            epoch,
+        })
+        .await?;
+        return Ok(Admitted {
+            read_only: false,
+            resume,
+        });
+    }
+    let Some(login) = login else {
+        return out
+            .refuse("login_required", "this server needs a login")
+            .await;
+    };
+    let Some(client_nonce) = nonce.as_deref().and_then(wire::unhex::<32>) else {
+        return out
+            .refuse("protocol", "hello needs a nonce of 32 bytes in hex")
+            .await;
+    };
+    let (challenge, pending) = ServerAuth::challenge(&access.logins, &login, &client_nonce);
+    out.msg(&ServerMsg::Challenge {
+        salt: wire::hex(&challenge.salt),
+        iterations: challenge.iterations,
+        nonce: wire::hex(&challenge.nonce),
+    })
+    .await?;
+    let ClientMsg::Proof { proof } = expect(stream, out, "proof").await? else {
+        return out.refuse("protocol", "expected proof").await;
+    };
+    // A malformed proof counts as a wrong one: it is a guess all the same.
+    let verdict = wire::unhex::<32>(&proof).map(|p| pending.verify(&p));
+    match verdict {
+        Some(Ok(admitted)) => {
+            access.bans.lock().record_success(&peer.key);
+            out.msg(&ServerMsg::Welcome {
+                login: Some(&admitted.login),
+                read_only: admitted.read_only,
+                signature: Some(wire::hex(&admitted.signature)),
+                epoch,
+            })
+            .await?;
+            Ok(Admitted {
+                read_only: admitted.read_only,
+                resume,
+            })
+        }
+        _ => {
+            let banned = access.bans.lock().record_failure(&peer.key, Instant::now());
+            tracing::warn!(peer = %peer.name, login = %login, "failed login from a browser");
+            match banned {
+                Some(b) => {
+                    let message = format!(
+                        "too many failed logins; refused for {} seconds",
+                        b.until_secs_left
+                    );
+                    out.refuse("banned", &message).await
+                }
+                None => {
+                    out.refuse("bad_credentials", "wrong login or password")
+                        .await
+                }
+            }
+        }
+    }
+}
+
+/// A dispatch's fate: its id and its commit seq, or why not.
+type Done = (u64, Result<u64, DispatchError>);
+
+/// After the login: streams the state and takes dispatches.
+async fn serve<S: Reducer>(
+    stream: &mut SplitStream<Ws>,
+    out: &mut Out,
+    store: &Store<S>,
+    mut feed: Feed,
+    limits: Limits,
+    admitted: Admitted,
+) -> Result<(), End> {
+    let mut at = admitted.resume;
+    feed.rx.borrow_and_update();
+    catch_up(&feed, &mut at, out).await?;
+    let mut commits: JoinSet<Done> = JoinSet::new();
+    // On a master a commit completes at once; on a follower it waits for
+    // the master, so it runs beside the loop.
+    let inline = store.shared.follower.is_none();
+    let mut ping = tokio::time::interval(limits.heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut heard = Instant::now();
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                heard = Instant::now();
+                let text = match msg {
+                    None | Some(Ok(Message::Close(_))) => return Err(End::Closed),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        let message = "binary frames are not part of this protocol; send JSON text";
+                        out.msg(&ServerMsg::Error { id: None, message }).await?;
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let reply = match serde_json::from_str::<ClientMsg>(&text) {
+                    Err(e) => Some((None, format!("malformed message: {e}"))),
+                    Ok(ClientMsg::Dispatch { id, action }) => {
+                        if admitted.read_only {
+                            Some((Some(id), "this login is read-only".to_owned()))
+                        } else if commits.len() >= limits.max_inflight {
+                            Some((Some(id), format!("more than {} dispatches in flight", limits.max_inflight)))
+                        } else {
+                            match serde_json::from_value::<S::Action>(action) {
+                                Err(e) => Some((Some(id), format!("not an action of this store: {e}"))),
+                                Ok(action) if inline => {
+                                    let done = store.commit(action).await;
+                                    ack(out, (id, done)).await?;
+                                    None
+                                }
+                                Ok(action) => {
+                                    let store = store.clone();
+                                    commits.spawn(async move { (id, store.commit(action).await) });
+                                    None
+                                }
+                            }
+                        }
+                    }
+                    Ok(_) => Some((None, "already logged in".to_owned())),
+                };
+                if let Some((id, message)) = reply {
+                    out.msg(&ServerMsg::Error { id, message: &message }).await?;
+                }
+            }
+            changed = feed.rx.changed() => {
+                if changed.is_err() {
+                    return Err(End::Stopped);
+                }
+                feed.rx.borrow_and_update();
+                catch_up(&feed, &mut at, out).await?;
+            }
+            Some(done) = commits.join_next(), if !commits.is_empty() => {
+                if let Ok(done) = done {
+                    ack(out, done).await?;
+                }
+            }
+            _ = ping.tick() => {
+                let silent = limits.heartbeat * 3;
+                if heard.elapsed() > silent {
+                    return Err(End::Silent(silent));
+                }
+                out.send(Message::Ping(Default::default())).await?;
+            }
+        }
+    }
+}
+
+async fn ack(out: &mut Out, (id, done): Done) -> Result<(), End> {
+    match done {
+        Ok(seq) => out.msg(&ServerMsg::Ack { id, seq }).await,
+        Err(e) => {
+            let message = e.to_string();
+            out.msg(&ServerMsg::Error {
+                id: Some(id),
+                message: &message,
+            })
+            .await
+        }
+    }
+}
+
+/// Sends what the browser at `at` lacks, and moves `at`.
+async fn catch_up(feed: &Feed, at: &mut Option<(u64, u64)>, out: &mut Out) -> Result<(), End> {
+    let next = feed.history.lock().catch_up(*at);
+    if let CatchUp::Frame { text, epoch, seq } = next {
+        out.text(text).await?;
+        *at = Some((epoch, seq));
+    }
+    Ok(())
+}

@@ -1,0 +1,358 @@
+//! Remote links over QUIC and TCP + TLS on loopback, with real client
+//! processes (the `client` binary) and in-process clients.
+
+use redux_cluster::ban::BanPolicy;
+use redux_cluster::client::ConnectConfig;
+use redux_cluster::server::{ServeConfig, Server};
+use redux_cluster::transport::tls::{Fingerprint, ServerIdentity, Trust};
+use redux_cluster_tests::{parse_final, Counter, CounterAction, Scoped};
+use serial_test::serial;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+/// Guards against a hang; not a timing assertion.
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug)]
+enum Net {
+    Quic,
+    Tcp,
+}
+
+fn config(net: Net, addr: SocketAddr, identity: ServerIdentity) -> ServeConfig {
+    match net {
+        Net::Quic => ServeConfig::quic(addr, identity),
+        Net::Tcp => ServeConfig::tcp_tls(addr, identity),
+    }
+}
+
+fn target(net: Net, server: &Server, fp: Fingerprint) -> String {
+    let addr = server.local_addr().expect("addr");
+    match net {
+        Net::Quic => format!("quic://{addr}#{fp}"),
+        Net::Tcp => format!("tcp://{addr}#{fp}"),
+    }
+}
+
+fn identity() -> ServerIdentity {
+    ServerIdentity::generate(&["localhost".to_owned()]).expect("identity")
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+struct Client {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Client {
+    fn start(target: &str, args: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
+            .arg(target)
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn client");
+        let out = child.stdout.take().expect("stdout");
+        Self {
+            child,
+            lines: BufReader::new(out).lines(),
+        }
+    }
+
+    async fn line(&mut self) -> String {
+        self.lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("client ended without a line")
+    }
+
+    async fn exit(mut self) {
+        self.child.wait().await.expect("exit");
+    }
+}
+
+async fn three_clients(net: Net) {
+    let store = Scoped(Counter::builder().resync(0).start().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(config(net, any_port(), id).login("test1", "12345"))
+        .await
+        .expect("serve");
+    let t = target(net, &server, fp);
+    tokio::time::timeout(LIMIT, async {
+        let k = 100_000u64;
+        let mut cs: Vec<Client> = (1..=3u8)
+            .map(|slot| {
+                Client::start(
+                    &t,
+                    &[
+                        "count",
+                        &slot.to_string(),
+                        &k.to_string(),
+                        &(3 * k).to_string(),
+                        "--login",
+                        "test1",
+                        "12345",
+                    ],
+                )
+            })
+            .collect();
+        store
+            .wait_until(|s| s.total == 3 * k)
+            .await
+            .expect("converge");
+        let master = store.get_state();
+        for c in &mut cs {
+            let l = c.line().await;
+            let (total, digest, _) = parse_final(&l).unwrap_or_else(|| panic!("{l}"));
+            assert_eq!((total, digest), (3 * k, master.digest), "{net:?}");
+        }
+        for c in cs {
+            c.exit().await;
+        }
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn three_clients_converge_over_quic() {
+    three_clients(Net::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn three_clients_converge_over_tcp_tls() {
+    three_clients(Net::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn wrong_fingerprint_is_refused_before_any_credential() {
+    let store = Scoped(Counter::start_master().expect("master"));
+    let server = store
+        .serve(ServeConfig::quic(any_port(), identity()).login("test1", "12345"))
+        .await
+        .expect("serve");
+    let wrong = identity().fingerprint();
+    let t = target(Net::Quic, &server, wrong);
+    tokio::time::timeout(LIMIT, async {
+        let mut c = Client::start(&t, &["join", "--login", "test1", "12345"]);
+        let l = c.line().await;
+        assert!(
+            l.starts_with("refused: ") && l.contains("fingerprint"),
+            "{l}"
+        );
+        c.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn wrong_name_under_ca_trust_is_refused() {
+    // The server's self-signed certificate as the CA, and a name it does
+    // not carry.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id =
+        ServerIdentity::load_or_generate(dir.path(), &["localhost".to_owned()]).expect("identity");
+    let server = store
+        .serve(ServeConfig::quic(any_port(), id))
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    let ca = redux_cluster::transport::tls::PemSource::File(
+        dir.path().join(redux_cluster::transport::tls::CERT_FILE),
+    );
+    tokio::time::timeout(LIMIT, async {
+        let good = Counter::connect(
+            ConnectConfig::quic(addr, "localhost", Trust::CaPem(ca.clone())).relay(false),
+        )
+        .expect("connect");
+        good.ready().await.expect("the right name is admitted");
+        let bad = Counter::connect(
+            ConnectConfig::quic(addr, "example.com", Trust::CaPem(ca)).relay(false),
+        )
+        .expect("connect");
+        let err = bad.ready().await.expect_err("the wrong name is refused");
+        assert!(err.to_string().contains("example.com"), "{err}");
+        good.shutdown();
+        bad.shutdown();
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn wrong_password_is_refused_and_counted_toward_the_ban() {
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let policy = BanPolicy {
+        max_failures: 2,
+        ..BanPolicy::default()
+    };
+    let server = store
+        .serve(
+            ServeConfig::tcp_tls(any_port(), id)
+                .login("test1", "12345")
+                .ban_policy(policy),
+        )
+        .await
+        .expect("serve");
+    let t = target(Net::Tcp, &server, fp);
+    tokio::time::timeout(LIMIT, async {
+        let mut c = Client::start(&t, &["join", "--login", "test1", "nope"]);
+        let l = c.line().await;
+        assert!(l.contains("wrong login or password"), "{l}");
+        c.exit().await;
+        let mut c = Client::start(&t, &["join", "--login", "test1", "nope"]);
+        let l = c.line().await;
+        assert!(l.contains("too many failed logins"), "{l}");
+        c.exit().await;
+        // 127.0.0.1 is banned now, whatever the password.
+        let mut c = Client::start(&t, &["join", "--login", "test1", "12345"]);
+        let l = c.line().await;
+        assert!(l.contains("too many failed logins"), "{l}");
+        c.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+async fn restart_same_port(net: Net) {
+    let store = Scoped(Counter::builder().resync(0).start().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(config(net, any_port(), id.clone()))
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    let t = target(net, &server, fp);
+    let mut server = Some(server);
+    tokio::time::timeout(LIMIT, async {
+        let k = 100_000u64;
+        let mut a = Client::start(&t, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
+        let mut b = Client::start(&t, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
+        for round in 1..=2u64 {
+            store
+                .wait_until(|s| s.by[1] > round * 10_000 && s.by[2] > round * 10_000)
+                .await
+                .expect("streaming");
+            if let Some(s) = server.take() {
+                s.shutdown().await;
+            }
+            server = Some(
+                store
+                    .serve(config(net, addr, id.clone()))
+                    .await
+                    .expect("same port"),
+            );
+        }
+        store
+            .wait_until(|s| s.total >= 2 * k)
+            .await
+            .expect("converge");
+        let master = store.get_state();
+        assert_eq!(
+            master.total,
+            2 * k,
+            "{net:?}: nothing lost, nothing repeated"
+        );
+        for c in [&mut a, &mut b] {
+            let l = c.line().await;
+            let (total, digest, _) = parse_final(&l).unwrap_or_else(|| panic!("{l}"));
+            assert_eq!((total, digest), (2 * k, master.digest));
+        }
+        a.exit().await;
+        b.exit().await;
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn quic_endpoint_restarted_on_the_same_port_loses_nothing() {
+    restart_same_port(Net::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn tcp_tls_endpoint_restarted_on_the_same_port_loses_nothing() {
+    restart_same_port(Net::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn two_hundred_quic_clients_converge() {
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(ServeConfig::quic(any_port(), id))
+        .await
+        .expect("serve");
+    let t = target(Net::Quic, &server, fp);
+    tokio::time::timeout(LIMIT, async {
+        let mut procs: Vec<Client> = (1..=4u8)
+            .map(|slot| Client::start(&t, &["many", "50", &slot.to_string(), "50", "10000"]))
+            .collect();
+        store
+            .wait_until(|s| s.total == 10_000)
+            .await
+            .expect("converge");
+        let digest = store.get_state().digest;
+        for p in &mut procs {
+            let l = p.line().await;
+            let (total, d, _) = parse_final(&l).unwrap_or_else(|| panic!("{l}"));
+            assert_eq!((total, d), (10_000, digest));
+        }
+        for p in procs {
+            p.exit().await;
+        }
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn in_process_client_dispatch_commits() {
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(ServeConfig::quic(any_port(), id))
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    tokio::time::timeout(LIMIT, async {
+        let c = Counter::connect(
+            ConnectConfig::quic(addr, "localhost", Trust::Fingerprint(fp)).relay(false),
+        )
+        .expect("connect");
+        c.ready().await.expect("ready");
+        let seq = c.commit(CounterAction::Add(3, 5)).await.expect("commit");
+        assert_eq!(seq, 1);
+        assert_eq!(c.state().total, 5);
+        assert_eq!(store.state().total, 5);
+        c.shutdown();
+    })
+    .await
+    .expect("hang");
+}
