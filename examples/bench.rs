@@ -4,7 +4,7 @@
 //! cargo run --release --example bench -- --transport pipe --dispatcher peers --peers 3 --k 100000
 //! cargo run --release --example bench -- --transport pipe --dispatcher latency --peers 1 --n 10000
 //! ```
-//! Flags: `--transport pipe|unix`, `--dispatcher peers|master|latency`,
+//! Flags: `--transport pipe|unix|quic|tcp-tls`, `--dispatcher peers|master|latency`,
 //! `--peers N`, `--k K` (actions per dispatcher), `--n N` (round trips),
 //! `--mode action|snapshot`, `--keys N` (filler keys in the state),
 //! `--idle N` (extra idle client connections held open during the run,
@@ -17,6 +17,7 @@
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::ServeConfig;
+use redux_cluster::transport::tls::{ServerIdentity, Trust};
 use redux_cluster::{cluster, Mode};
 use redux_cluster_examples::{
     peak_rss_mib, Bench, BenchAction, BenchReport, ReportAction, WorkerReport,
@@ -64,8 +65,11 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if !matches!(a.transport.as_str(), "pipe" | "unix") {
-        return Err(format!("unknown transport {} (pipe, unix)", a.transport));
+    if !matches!(a.transport.as_str(), "pipe" | "unix" | "quic" | "tcp-tls") {
+        return Err(format!(
+            "unknown transport {} (pipe, unix, quic, tcp-tls)",
+            a.transport
+        ));
     }
     if !matches!(a.dispatcher.as_str(), "peers" | "master" | "latency") {
         return Err(format!("unknown dispatcher {}", a.dispatcher));
@@ -100,14 +104,37 @@ fn exact(a: &Args, s: &Bench) -> bool {
 
 /// Set in a peer started for a socket transport: its id.
 const PEER_ENV: &str = "BENCH_PEER_ID";
-/// The socket directory, for a socket transport.
-const SOCK_ENV: &str = "BENCH_SOCK_DIR";
+/// Where a peer of a socket transport connects: `unix <dir>`, or
+/// `quic|tcp-tls <bench addr> <report addr> <fingerprint>`.
+const SOCK_ENV: &str = "BENCH_TARGET";
+
+/// The client config for the bench store (`report == false`) or the report
+/// store, from [`SOCK_ENV`].
+fn peer_config(spec: &str, report: bool) -> Result<ConnectConfig, Box<dyn std::error::Error>> {
+    let parts: Vec<&str> = spec.split(' ').collect();
+    match parts.as_slice() {
+        ["unix", dir] => {
+            let name = if report { "report.sock" } else { "bench.sock" };
+            Ok(ConnectConfig::unix(std::path::Path::new(dir).join(name)))
+        }
+        [net, bench, rep, fp] => {
+            let addr: std::net::SocketAddr = if report { rep.parse()? } else { bench.parse()? };
+            let trust = Trust::Fingerprint(fp.parse()?);
+            Ok(if *net == "quic" {
+                ConnectConfig::quic(addr, "localhost", trust)
+            } else {
+                ConnectConfig::tcp_tls(addr, "localhost", trust)
+            })
+        }
+        _ => Err(format!("bad {SOCK_ENV}: {spec}").into()),
+    }
+}
 
 /// The peers of a socket run: plain processes that connect as clients.
 struct Peers(Vec<tokio::process::Child>);
 
 impl Peers {
-    fn spawn(n: u32, dir: &std::path::Path) -> std::io::Result<Self> {
+    fn spawn(n: u32, target: &str) -> std::io::Result<Self> {
         let exe = std::env::current_exe()?;
         let args: Vec<_> = std::env::args_os().skip(1).collect();
         let mut v = Vec::new();
@@ -116,7 +143,7 @@ impl Peers {
                 tokio::process::Command::new(&exe)
                     .args(&args)
                     .env(PEER_ENV, id.to_string())
-                    .env(SOCK_ENV, dir)
+                    .env(SOCK_ENV, target)
                     .kill_on_drop(true)
                     .spawn()?,
             );
@@ -165,7 +192,7 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut servers = Vec::new();
     if a.transport == "pipe" {
         workers = cluster::fork(a.peers as usize)?;
-    } else {
+    } else if a.transport == "unix" {
         std::fs::create_dir_all(&dir)?;
         servers.push(
             store
@@ -177,7 +204,29 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .serve(ServeConfig::unix(dir.join("report.sock")))
                 .await?,
         );
-        peers = Peers::spawn(a.peers, &dir)?;
+        peers = Peers::spawn(a.peers, &format!("unix {}", dir.display()))?;
+    } else {
+        let identity = ServerIdentity::generate(&["localhost".to_string()])?;
+        let fp = identity.fingerprint();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+        let cfg = |id: ServerIdentity| {
+            if a.transport == "quic" {
+                ServeConfig::quic(any, id)
+            } else {
+                ServeConfig::tcp_tls(any, id)
+            }
+        };
+        let s = store.serve(cfg(identity.clone())).await?;
+        let r = report.serve(cfg(identity)).await?;
+        let target = format!(
+            "{} {} {} {fp}",
+            a.transport,
+            s.local_addr().ok_or("no address")?,
+            r.local_addr().ok_or("no address")?
+        );
+        servers.push(s);
+        servers.push(r);
+        peers = Peers::spawn(a.peers, &target)?;
     }
     report.wait_until(|r| r.ready == a.peers).await?;
 
@@ -270,16 +319,16 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             BenchReport::start_master()?,
             Vec::new(),
         ),
-        Some(dir) => {
-            let dir = std::path::PathBuf::from(dir);
+        Some(spec) => {
+            let spec = spec.to_string_lossy().into_owned();
             let id: u32 = std::env::var(PEER_ENV)?.parse()?;
-            let store = Bench::connect(ConnectConfig::unix(dir.join("bench.sock")))?;
-            let report = BenchReport::connect(ConnectConfig::unix(dir.join("report.sock")))?;
+            let store = Bench::connect(peer_config(&spec, false)?)?;
+            let report = BenchReport::connect(peer_config(&spec, true)?)?;
             // This peer's share of the idle connections.
             let share = a.idle / a.peers + u32::from(id <= a.idle % a.peers);
             let mut idle = Vec::new();
             for _ in 0..share {
-                let s = Bench::connect(ConnectConfig::unix(dir.join("bench.sock")).relay(false))?;
+                let s = Bench::connect(peer_config(&spec, false)?.relay(false))?;
                 idle.push(s);
             }
             for s in &idle {
