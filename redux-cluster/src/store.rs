@@ -308,13 +308,13 @@ impl<S: Reducer> Store<S> {
     /// exists (the store must not have applied anything yet) and continues
     /// from its state and sequence number, then saves as configured in a
     /// background task. In journal mode every action is appended, and
-    /// [`Backup::durable`] waits until an action is on disk.
+    /// [`crate::Backup::durable`] waits until an action is on disk.
     ///
     /// # Errors
     /// [`crate::backup::BackupError`]: a file that cannot be read (wrong
     /// key, corrupt, truncated, another schema or store, a newer format) is
     /// an error, never a silent fresh start (unless
-    /// [`BackupConfig::replace_unreadable`]); a path another process holds
+    /// [`crate::BackupConfig::replace_unreadable`]); a path another process holds
     /// is [`crate::backup::BackupError::Locked`].
     pub async fn backup(
         &self,
