@@ -285,3 +285,44 @@ async fn worker_of_a_dead_master_reports_disconnected() {
     .await
     .expect("hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_diverging_worker_is_detected_reported_and_repaired() {
+    use redux_cluster_tests::{Flaky, FlakyAction};
+    let (seen, hook) = errors();
+    let store = Scoped(
+        Flaky::builder()
+            .resync(0)
+            .digest_every(10)
+            .on_error(hook)
+            .start()
+            .expect("master"),
+    );
+    tokio::time::timeout(LIMIT, async {
+        let (mut w, mut lines) = start(&["flaky", "100"]);
+        assert_eq!(line(&mut lines).await, "ready");
+        for _ in 0..100 {
+            store.dispatch(FlakyAction::Step).expect("dispatch");
+        }
+        let master = store.get_state();
+        // The worker's own reducer gives another `noise`; the digest at
+        // seq 100 catches it and a snapshot brings it to the master's.
+        let want = format!("state 100 {}", master.noise);
+        loop {
+            let l = line(&mut lines).await;
+            if l == want {
+                break;
+            }
+            assert!(l.starts_with("state 100 "), "{l}");
+        }
+        let reports = seen.lock().expect("lock").clone();
+        assert!(
+            reports.iter().any(|e| e.contains("diverged at seq")),
+            "the master reports the repair: {reports:?}"
+        );
+        w.kill().await.expect("kill");
+    })
+    .await
+    .expect("hang");
+}

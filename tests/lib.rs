@@ -127,3 +127,26 @@ impl<S: redux_cluster::Reducer> Drop for Scoped<S> {
         self.0.shutdown();
     }
 }
+
+/// A store whose reducer is not deterministic: it folds in the process id,
+/// so every process computes another state from the same actions.
+#[derive(ClusterStore, Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flaky {
+    /// Actions applied.
+    pub total: u64,
+    /// Differs between processes unless repaired.
+    pub noise: u64,
+}
+
+/// Actions on [`Flaky`].
+#[reducer(Flaky, apply = reduce_flaky)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum FlakyAction {
+    /// One step.
+    Step,
+}
+
+fn reduce_flaky(state: &mut Flaky, _action: &FlakyAction) {
+    state.total += 1;
+    state.noise = state.noise.wrapping_add(u64::from(std::process::id()));
+}

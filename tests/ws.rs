@@ -103,14 +103,14 @@ struct Browser {
 
 /// How a login ended.
 enum Login {
-    Welcome(Browser, Value),
+    Welcome(Box<Browser>, Value),
     Refused(Value),
 }
 
 impl Login {
     fn ok(self) -> (Browser, Value) {
         match self {
-            Login::Welcome(b, w) => (b, w),
+            Login::Welcome(b, w) => (*b, w),
             Login::Refused(r) => panic!("refused: {r}"),
         }
     }
@@ -188,7 +188,7 @@ impl Browser {
                     assert!(check.check(&welcome), "the server proved its key");
                 }
                 b.at = resume;
-                Login::Welcome(b, reply)
+                Login::Welcome(Box::new(b), reply)
             }
             Some("refuse") => {
                 // The server closes after a refusal.

@@ -26,6 +26,8 @@ pub(crate) struct Options {
     pub log: LogLimits,
     /// Most dispatches queued while the master is unreachable.
     pub max_queue: usize,
+    /// Actions between state digests sent to followers (0: none).
+    pub digest_every: u64,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             max_frame: crate::protocol::DEFAULT_MAX_FRAME,
             log: LogLimits::default(),
             max_queue: 1 << 20,
+            digest_every: 10_000,
         }
     }
 }
@@ -116,6 +119,8 @@ pub(crate) struct Shared<S: Reducer> {
     pub core: RwLock<Core<S>>,
     /// Last applied sequence number, published after the lock is released.
     pub seq: AtomicU64,
+    /// Change counter for subscribers (see [`Shared::version`]).
+    version: AtomicU64,
     changed: Notify,
     waiters: AtomicUsize,
     roles: AtomicU8,
@@ -126,6 +131,8 @@ pub(crate) struct Shared<S: Reducer> {
     links: Mutex<Vec<Arc<Notify>>>,
     has_links: AtomicBool,
     pub follower: Option<Follower>,
+    /// The digest of the state at one (epoch, seq), shared by all links.
+    pub digest_cache: Mutex<Option<(u64, u64, [u8; 32])>>,
     /// Snapshots this store has applied from its master.
     pub snapshots: AtomicU64,
     /// Dispatch sessions of followers (master side), for exactly-once.
@@ -145,6 +152,7 @@ impl<S: Reducer> Shared<S> {
                 log: None,
             }),
             seq: AtomicU64::new(0),
+            version: AtomicU64::new(0),
             changed: Notify::new(),
             waiters: AtomicUsize::new(0),
             roles: AtomicU8::new(0),
@@ -163,6 +171,7 @@ impl<S: Reducer> Shared<S> {
             tasks: Mutex::new(Vec::new()),
             sessions: Mutex::new(crate::session::Sessions::default()),
             snapshots: AtomicU64::new(0),
+            digest_cache: Mutex::new(None),
         }
     }
 
@@ -196,8 +205,9 @@ impl<S: Reducer> Shared<S> {
     }
 
     fn notify(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
         // Pairs with the increment in `wait_change`: either the waiter sees
-        // the new seq, or we see the waiter and wake it.
+        // the new version, or we see the waiter and wake it.
         if self.waiters.load(Ordering::SeqCst) != 0 {
             self.changed.notify_waiters();
         }
@@ -208,11 +218,17 @@ impl<S: Reducer> Shared<S> {
         }
     }
 
-    /// Waits until the published seq differs from `seen`, or the store
-    /// closes (`None`).
+    /// The change counter: bumped by every publish, including a repair
+    /// snapshot that leaves the sequence number where it was.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the change counter differs from `seen` (a
+    /// [`Shared::version`]), or the store closes (`None`).
     pub async fn wait_change(&self, seen: u64) -> Option<u64> {
         loop {
-            let now = self.seq.load(Ordering::SeqCst);
+            let now = self.version.load(Ordering::SeqCst);
             if now != seen {
                 return Some(now);
             }
@@ -223,7 +239,7 @@ impl<S: Reducer> Shared<S> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            let now = self.seq.load(Ordering::SeqCst);
+            let now = self.version.load(Ordering::SeqCst);
             if now != seen || self.closed.load(Ordering::SeqCst) {
                 self.waiters.fetch_sub(1, Ordering::SeqCst);
                 continue;
@@ -251,6 +267,21 @@ impl<S: Reducer> Shared<S> {
         if let Some(hook) = &self.options.on_error {
             hook(&err);
         }
+    }
+
+    /// SHA-256 of the postcard form of the state in `core`, cached per
+    /// (epoch, seq) so that many links share one computation.
+    pub fn digest_of(&self, core: &Core<S>) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        if let Some((e, s, d)) = *self.digest_cache.lock() {
+            if (e, s) == (core.epoch, core.seq) {
+                return Some(d);
+            }
+        }
+        let bytes = codec::encode(&core.state).ok()?;
+        let d: [u8; 32] = Sha256::digest(&bytes).into();
+        *self.digest_cache.lock() = Some((core.epoch, core.seq, d));
+        Some(d)
     }
 
     /// Starts waking `waker` after every apply; turns the action ring on.

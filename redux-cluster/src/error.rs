@@ -39,6 +39,14 @@ pub enum SyncError {
     /// The payload does not decode as this store's state or actions.
     #[error("payload does not decode as this store's types: {0}")]
     Decode(#[from] postcard::Error),
+    /// This store's state differs from the master's at the same sequence
+    /// number: the reducer is not deterministic (it reads a clock, a random
+    /// number, a global...). A snapshot from the master repairs it.
+    #[error("state diverged from the master's at seq {seq} (is the reducer deterministic?); a snapshot was requested")]
+    Diverged {
+        /// Where the digests differed.
+        seq: u64,
+    },
     /// Actions arrived with a gap before them.
     #[error("actions out of order: expected seq {expected}, got {got}")]
     Gap {

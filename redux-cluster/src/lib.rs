@@ -141,6 +141,15 @@ pub enum Error {
         /// How many actions behind it was.
         behind: u64,
     },
+    /// A follower's state diverged from this master's (or needed repair
+    /// after bad input); it was sent a snapshot.
+    #[error("{peer} diverged at seq {seq} and was sent a snapshot")]
+    PeerDiverged {
+        /// Who.
+        peer: String,
+        /// Where.
+        seq: u64,
+    },
     /// Queued dispatches were dropped because the link will not come back.
     #[error("{0} queued actions were dropped: the link to the master is gone for good")]
     Dropped(usize),

@@ -332,9 +332,10 @@ async fn backup_loop<S: Reducer>(
     let mut saved = start.seq;
     let mut unsaved_since: Option<tokio::time::Instant> = None;
     loop {
+        let version = shared.version();
         let seq = shared.seq.load(std::sync::atomic::Ordering::SeqCst);
         if seq == saved {
-            if shared.wait_change(seq).await.is_none() {
+            if shared.wait_change(version).await.is_none() {
                 return;
             }
             unsaved_since.get_or_insert_with(tokio::time::Instant::now);
@@ -361,12 +362,12 @@ async fn backup_loop<S: Reducer>(
         match deadline {
             Some(d) => {
                 tokio::select! {
-                    r = shared.wait_change(seq) => if r.is_none() { return },
+                    r = shared.wait_change(version) => if r.is_none() { return },
                     _ = tokio::time::sleep_until(d) => {}
                 }
             }
             None => {
-                if shared.wait_change(seq).await.is_none() {
+                if shared.wait_change(version).await.is_none() {
                     return;
                 }
             }

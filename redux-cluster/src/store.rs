@@ -116,6 +116,15 @@ impl<S: Reducer> StoreBuilder<S> {
         self
     }
 
+    /// Send followers a digest of the state every `n` actions (default
+    /// 10,000; 0 turns it off). A follower whose state differs (a
+    /// non-deterministic reducer) reports it and is repaired with a
+    /// snapshot.
+    pub fn digest_every(mut self, n: u64) -> Self {
+        self.options.digest_every = n;
+        self
+    }
+
     /// Calls `hook` with every error the store cannot return to a caller.
     pub fn on_error(mut self, hook: impl Fn(&crate::Error) + Send + Sync + 'static) -> Self {
         self.options.on_error = Some(Arc::new(hook));
@@ -382,14 +391,16 @@ impl<S: Reducer> Store<S> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn wait_for(&self, seq: u64) -> Result<u64, DispatchError> {
-        let mut seen = self.seq();
-        while seen < seq {
-            match self.shared.wait_change(seen).await {
-                Some(s) => seen = s,
-                None => return Err(DispatchError::Closed),
+        loop {
+            let version = self.shared.version();
+            let now = self.seq();
+            if now >= seq {
+                return Ok(now);
+            }
+            if self.shared.wait_change(version).await.is_none() {
+                return Err(DispatchError::Closed);
             }
         }
-        Ok(seen)
     }
 
     /// Waits until `pred` holds for the state.
@@ -397,14 +408,15 @@ impl<S: Reducer> Store<S> {
     /// # Errors
     /// [`DispatchError::Closed`] if the store shuts down first.
     pub async fn wait_until(&self, mut pred: impl FnMut(&S) -> bool) -> Result<u64, DispatchError> {
-        let mut sub = self.subscribe();
         loop {
+            let version = self.shared.version();
             let (seq, ok) = self.with(&mut pred);
             if ok {
                 return Ok(seq);
             }
-            sub.seen = seq;
-            sub.changed().await.ok_or(DispatchError::Closed)?;
+            if self.shared.wait_change(version).await.is_none() {
+                return Err(DispatchError::Closed);
+            }
         }
     }
 
@@ -413,7 +425,7 @@ impl<S: Reducer> Store<S> {
     pub fn subscribe(&self) -> Subscription<S> {
         Subscription {
             shared: Arc::clone(&self.shared),
-            seen: self.seq(),
+            seen: self.shared.version(),
         }
     }
 
@@ -460,6 +472,7 @@ impl<S: Reducer> Store<S> {
 /// A stream of changes to a store. Never blocks the apply path.
 pub struct Subscription<S: Reducer> {
     shared: Arc<Shared<S>>,
+    /// The change counter last seen.
     seen: u64,
 }
 
@@ -470,9 +483,8 @@ impl<S: Reducer> Subscription<S> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn changed(&mut self) -> Option<u64> {
-        let s = self.shared.wait_change(self.seen).await?;
-        self.seen = s;
-        Some(s)
+        self.seen = self.shared.wait_change(self.seen).await?;
+        Some(self.shared.seq.load(Ordering::SeqCst))
     }
 
     /// Reads the state now.

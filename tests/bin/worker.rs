@@ -6,6 +6,8 @@
 //! - `commit K EXPECT`: as `count`, awaiting each commit.
 //! - `drifted`: join with a drifted schema for `Counter`, print the refusal,
 //!   then use `Notes` normally and print `notes ok`.
+//! - `flaky N`: join the non-deterministic `Flaky` store; print
+//!   `state <total> <noise>` each time its state changes at seq N.
 //! - `garbage`: write bytes that are not a frame to the channel, then wait.
 //! - `count K end`: dispatch K, wait for the `End` action, print final.
 //! - `follow EXPECT`: dispatch nothing, wait for EXPECT, print final.
@@ -71,6 +73,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             println!("notes ok");
             Ok(())
+        }
+        Some("flaky") => {
+            // Prints the state whenever it changes at seq EXPECT.
+            let store = redux_cluster_tests::Flaky::start_master()?;
+            store.ready().await?;
+            let mut sub = store.subscribe();
+            println!("ready");
+            std::io::stdout().flush()?;
+            let at = num(1);
+            loop {
+                let (seq, s) = store.with(|s| s.clone());
+                if seq == at {
+                    println!("state {} {}", s.total, s.noise);
+                    std::io::stdout().flush()?;
+                }
+                if sub.changed().await.is_none() {
+                    return Ok(());
+                }
+            }
         }
         Some("garbage") => {
             let s = pipe::open_inherited()?;

@@ -213,6 +213,7 @@ impl Upstream {
                     Ok(())
                 }
                 Message::Snapshot(m) => sink.on_snapshot(m.epoch, m.seq, m.state),
+                Message::Digest(m) => sink.on_digest(m.seq, &m.digest),
                 Message::Actions(m) => sink.on_actions(m.first_seq, m.count, m.packed),
                 Message::Ack(m) => {
                     sink.on_ack(m.batch, m.request, m.seq);

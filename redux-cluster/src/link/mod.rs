@@ -76,6 +76,8 @@ pub(crate) struct Feed {
     pub sent: Option<u64>,
     /// Actions sent since the last snapshot (for the `resync` option).
     pub since_snapshot: u64,
+    /// Actions sent since the last digest.
+    pub since_digest: u64,
     /// Set when the follower fell off the action ring and was sent a
     /// snapshot instead: how far behind it was. The link reports it.
     pub lagged: Option<u64>,
@@ -136,6 +138,8 @@ pub(crate) trait Sink: Send + Sync {
     fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), crate::SyncError>;
     fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8])
         -> Result<(), crate::SyncError>;
+    /// Compares the master's digest at `seq` with this store's state.
+    fn on_digest(&self, seq: u64, digest: &[u8; 32]) -> Result<(), crate::SyncError>;
     fn on_ack(&self, batch: u64, request: u64, seq: u64);
     fn on_nack(&self, batch: u64, request: u64, reason: &str);
     fn on_refused(&self, refusal: &JoinRefused<'_>);

@@ -357,13 +357,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     .map_err(|e| LinkError::Frame(e.into()))?;
             }
             Message::Diverged(d) => {
-                if let Some(c) = link
-                    .chans
-                    .lock()
-                    .iter_mut()
-                    .find(|c| c.feed.channel == d.channel)
-                {
-                    c.feed.sent = None;
+                let source = {
+                    let mut chans = link.chans.lock();
+                    chans
+                        .iter_mut()
+                        .find(|c| c.feed.channel == d.channel)
+                        .map(|c| {
+                            c.feed.sent = None;
+                            Arc::clone(&c.source)
+                        })
+                };
+                if let Some(s) = source {
+                    s.report(crate::Error::PeerDiverged {
+                        peer: opts.peer.clone(),
+                        seq: d.seq,
+                    });
                 }
                 link.wake.notify_one();
             }
@@ -532,6 +540,7 @@ fn finish_join(
             channel: req.channel,
             sent,
             since_snapshot: 0,
+            since_digest: 0,
             lagged: None,
         },
     });

@@ -102,6 +102,19 @@ impl<S: Reducer> Sink for Shared<S> {
         Ok(())
     }
 
+    fn on_digest(&self, seq: u64, digest: &[u8; 32]) -> Result<(), SyncError> {
+        let core = self.core.read();
+        if core.seq != seq {
+            // Not at the same point (cannot happen in order); nothing to
+            // compare.
+            return Ok(());
+        }
+        match self.digest_of(&core) {
+            Some(ours) if ours != *digest => Err(SyncError::Diverged { seq }),
+            _ => Ok(()),
+        }
+    }
+
     fn on_ack(&self, batch: u64, request: u64, seq: u64) {
         self.ack(batch, request, seq);
     }

@@ -4,7 +4,7 @@ use super::{Feed, Source};
 use crate::codec;
 use crate::core::{Reply, Shared};
 use crate::log::Read;
-use crate::protocol::{Actions, FrameCodec, Message, Position, Snapshot};
+use crate::protocol::{Actions, Digest, FrameCodec, Message, Position, Snapshot};
 use crate::reducer::Reducer;
 use crate::schema::SchemaHash;
 use crate::session::Seen;
@@ -116,6 +116,27 @@ impl<S: Reducer> Source for Shared<S> {
             )?;
             feed.sent = Some(core.seq);
             feed.since_snapshot = 0;
+            feed.since_digest = 0;
+            Ok(())
+        };
+        // A digest goes right after the actions that reach `core.seq`, so
+        // the follower compares states at the same point.
+        let every = self.options.digest_every;
+        let digest = |feed: &mut Feed, out: &mut Vec<u8>| -> Result<(), FrameError> {
+            if every == 0 || feed.since_digest < every || feed.sent != Some(core.seq) {
+                return Ok(());
+            }
+            if let Some(d) = self.digest_of(&core) {
+                codec.encode(
+                    &Message::Digest(Digest {
+                        channel: feed.channel,
+                        seq: core.seq,
+                        digest: d,
+                    }),
+                    out,
+                )?;
+                feed.since_digest = 0;
+            }
             Ok(())
         };
         let Some(mut sent) = feed.sent else {
@@ -144,7 +165,10 @@ impl<S: Reducer> Source for Shared<S> {
         let mut used = 0;
         loop {
             match log.read_from(sent + 1, budget.saturating_sub(used).max(1)) {
-                Read::UpToDate => return Ok(false),
+                Read::UpToDate => {
+                    digest(feed, out)?;
+                    return Ok(false);
+                }
                 Read::Evicted => {
                     // Fell behind the ring: a slow consumer costs a snapshot,
                     // never unbounded memory.
@@ -169,6 +193,7 @@ impl<S: Reducer> Source for Shared<S> {
                     sent = first_seq + u64::from(count) - 1;
                     feed.sent = Some(sent);
                     feed.since_snapshot += u64::from(count);
+                    feed.since_digest += u64::from(count);
                     used += packed.len();
                     // The snapshot goes after the actions it covers, so a
                     // follower never applies an action twice.
@@ -177,6 +202,7 @@ impl<S: Reducer> Source for Shared<S> {
                         return Ok(false);
                     }
                     if used >= budget {
+                        digest(feed, out)?;
                         return Ok(sent < core.seq);
                     }
                 }

@@ -185,6 +185,8 @@ impl Accept {
         };
         let mut forwarded: Option<IpAddr> = None;
         let trust_proxy = self.trust_proxy;
+        // The error type is tungstenite's, fixed by its `Callback` trait.
+        #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| {
             if trust_proxy {
                 forwarded = forwarded_for(req);
@@ -213,7 +215,11 @@ impl Accept {
 /// nearest (trusted) proxy added. Entries to its left were written by the
 /// client and prove nothing.
 fn forwarded_for(req: &Request) -> Option<IpAddr> {
-    let last = req.headers().get_all("x-forwarded-for").iter().last()?;
+    let last = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?;
     let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
     entry
         .parse::<IpAddr>()
