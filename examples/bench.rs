@@ -312,7 +312,7 @@ async fn journal(a: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let (id, store, report, _idle) = match std::env::var_os(SOCK_ENV) {
+    let (id, store, report, idle) = match std::env::var_os(SOCK_ENV) {
         None => (
             cluster::worker_id().ok_or("no worker id")?,
             Bench::start_master()?,
@@ -373,7 +373,12 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let total = expected_total(&a);
     store.wait_until(|s| s.total >= total).await?;
-    let ok = exact(&a, &store.get_state());
+    let mut ok = exact(&a, &store.get_state());
+    // Idle connections follow too: each must end at the same state.
+    for s in &idle {
+        s.wait_until(|st| st.total >= total).await?;
+        ok &= exact(&a, &s.get_state());
+    }
     report
         .commit(ReportAction::Done(WorkerReport {
             id,
