@@ -103,6 +103,22 @@ impl Queue {
     }
 }
 
+/// Counts one parked waiter for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The follower side: what `dispatch` needs to reach the master.
 pub(crate) struct Follower {
     /// Wakes the link's writer.
@@ -121,6 +137,8 @@ pub(crate) struct Shared<S: Reducer> {
     pub seq: AtomicU64,
     /// Change counter for subscribers (see [`Shared::version`]).
     version: AtomicU64,
+    /// Wholesale replacements of the state (see [`Shared::resets`]).
+    resets: AtomicU64,
     changed: Notify,
     waiters: AtomicUsize,
     roles: AtomicU8,
@@ -153,6 +171,7 @@ impl<S: Reducer> Shared<S> {
             }),
             seq: AtomicU64::new(0),
             version: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
             changed: Notify::new(),
             waiters: AtomicUsize::new(0),
             roles: AtomicU8::new(0),
@@ -192,8 +211,10 @@ impl<S: Reducer> Shared<S> {
     /// Appliers on several threads may publish out of order after releasing
     /// the lock; `fetch_max` keeps the newest.
     pub fn publish(&self, seq: u64) {
-        self.seq.fetch_max(seq, Ordering::SeqCst);
-        self.notify();
+        // A publish that lost the race to a newer one is no change.
+        if self.seq.fetch_max(seq, Ordering::SeqCst) < seq {
+            self.notify();
+        }
     }
 
     /// Publishes a sequence number that may be lower than the last one (a
@@ -201,7 +222,14 @@ impl<S: Reducer> Shared<S> {
     /// a follower, so there is no race to lose.
     pub fn publish_reset(&self, seq: u64) {
         self.seq.store(seq, Ordering::SeqCst);
+        self.resets.fetch_add(1, Ordering::SeqCst);
         self.notify();
+    }
+
+    /// How many times the state was replaced wholesale (snapshots), so a
+    /// subscriber can tell a repair from a spurious wake-up at the same seq.
+    pub fn resets(&self) -> u64 {
+        self.resets.load(Ordering::SeqCst)
     }
 
     fn notify(&self) {
@@ -238,14 +266,14 @@ impl<S: Reducer> Shared<S> {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.waiters.fetch_add(1, Ordering::SeqCst);
+            // Counted while parked, and uncounted even if this future is
+            // dropped mid-wait (under a timeout or `select!`).
+            let _waiting = Waiting::new(&self.waiters);
             let now = self.version.load(Ordering::SeqCst);
             if now != seen || self.closed.load(Ordering::SeqCst) {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             notified.await;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 

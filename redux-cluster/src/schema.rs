@@ -96,6 +96,10 @@ impl SchemaHasher {
 ///
 /// Derive it with `#[derive(Schema)]` for types nested inside a store's state
 /// or actions. It is implemented here for the std types that serde encodes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no cluster schema",
+    label = "add `#[derive(redux_cluster::Schema)]` to `{Self}`"
+)]
 pub trait Schema {
     /// The structural hash.
     const HASH: SchemaHash;

@@ -340,7 +340,7 @@ impl Listener {
     async fn shutdown(self) {
         match self {
             Listener::Quic(q) => q.shutdown().await,
-            Listener::TcpTls(t) => t.close(),
+            Listener::TcpTls(t) => t.shutdown().await,
             Listener::Unix(u) => drop(u),
         }
     }

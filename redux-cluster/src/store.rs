@@ -424,8 +424,9 @@ impl<S: Reducer> Store<S> {
     /// sees the newest sequence number when it next asks, never a backlog.
     pub fn subscribe(&self) -> Subscription<S> {
         Subscription {
-            shared: Arc::clone(&self.shared),
             seen: self.shared.version(),
+            last: (self.seq(), self.shared.resets()),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -474,6 +475,8 @@ pub struct Subscription<S: Reducer> {
     shared: Arc<Shared<S>>,
     /// The change counter last seen.
     seen: u64,
+    /// The (seq, resets) last reported.
+    last: (u64, u64),
 }
 
 impl<S: Reducer> Subscription<S> {
@@ -483,8 +486,16 @@ impl<S: Reducer> Subscription<S> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn changed(&mut self) -> Option<u64> {
-        self.seen = self.shared.wait_change(self.seen).await?;
-        Some(self.shared.seq.load(Ordering::SeqCst))
+        loop {
+            self.seen = self.shared.wait_change(self.seen).await?;
+            // A wake-up can announce a change this call already reported
+            // (its seq was visible before its counter moved); skip those.
+            let now = (self.shared.seq.load(Ordering::SeqCst), self.shared.resets());
+            if now != self.last {
+                self.last = now;
+                return Some(now.0);
+            }
+        }
     }
 
     /// Reads the state now.

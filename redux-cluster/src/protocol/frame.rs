@@ -43,19 +43,16 @@ impl FrameCodec {
     pub fn encode(&self, msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), FrameError> {
         let start = out.len();
         out.extend_from_slice(&[0; LEN_PREFIX]);
-        let buf = std::mem::take(out);
-        let mut buf = match postcard::to_extend(msg, buf) {
-            Ok(b) => b,
-            Err(e) => return Err(FrameError::Malformed(e)),
-        };
-        let len = buf.len() - start - LEN_PREFIX;
+        if let Err(e) = crate::codec::encode_into(msg, out) {
+            out.truncate(start);
+            return Err(FrameError::Malformed(e));
+        }
+        let len = out.len() - start - LEN_PREFIX;
         if len > self.max {
-            buf.truncate(start);
-            *out = buf;
+            out.truncate(start);
             return Err(FrameError::Oversized { len, max: self.max });
         }
-        buf[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
-        *out = buf;
+        out[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
         Ok(())
     }
 

@@ -163,6 +163,13 @@ impl TcpTlsServer {
     pub fn close(&self) {
         self.driver.abort();
     }
+
+    /// Closes as [`close`](Self::close) does and waits until the listening
+    /// socket is closed, so the port can be bound again when this returns.
+    pub async fn shutdown(mut self) {
+        self.driver.abort();
+        let _ = (&mut self.driver).await;
+    }
 }
 
 impl Drop for TcpTlsServer {
