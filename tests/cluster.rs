@@ -5,55 +5,18 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::server::{ServeConfig, ServeError};
 use redux_cluster::transport::unix::BindError;
 use redux_cluster::Error;
-use redux_cluster_tests::{parse_final, Counter, CounterAction, Scoped};
+use redux_cluster_tests::{Counter, CounterAction, Proc, Scoped};
 use serial_test::serial;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
 
 /// Guards against a hang; not a timing assertion.
 const LIMIT: Duration = Duration::from_secs(120);
 
-struct Client {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Client {
-    fn start(path: &Path, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
-            .arg(path)
-            .args(args)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn client");
-        let out = child.stdout.take().expect("stdout");
-        Self {
-            child,
-            lines: BufReader::new(out).lines(),
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        self.lines
-            .next_line()
-            .await
-            .expect("read client stdout")
-            .expect("client ended without a line")
-    }
-
-    async fn final_state(&mut self) -> (u64, u64, u64) {
-        let l = self.line().await;
-        parse_final(&l).unwrap_or_else(|| panic!("not a final line: {l}"))
-    }
-
-    async fn exit(mut self) {
-        self.child.wait().await.expect("client exit");
-    }
+/// A `client` process (tests/bin/client.rs) connected to `target`.
+fn client(target: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Proc {
+    Proc::spawn(env!("CARGO_BIN_EXE_client"), target, args)
 }
 
 fn sock(dir: &tempfile::TempDir) -> PathBuf {
@@ -83,9 +46,9 @@ async fn three_clients_converge_in_one_order() {
         .expect("serve");
     tokio::time::timeout(LIMIT, async {
         let k = 100_000u64;
-        let mut clients: Vec<Client> = (1..=3u8)
+        let mut clients: Vec<Proc> = (1..=3u8)
             .map(|slot| {
-                Client::start(
+                client(
                     &path,
                     &[
                         "count",
@@ -126,8 +89,8 @@ async fn two_hundred_clients_converge() {
     let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
     tokio::time::timeout(LIMIT, async {
         // 4 processes × 50 connections, 100 increments each.
-        let mut procs: Vec<Client> = (1..=4u8)
-            .map(|slot| Client::start(&path, &["many", "50", &slot.to_string(), "100", "20000"]))
+        let mut procs: Vec<Proc> = (1..=4u8)
+            .map(|slot| client(&path, &["many", "50", &slot.to_string(), "100", "20000"]))
             .collect();
         store
             .wait_until(|s| s.total == 20_000)
@@ -169,7 +132,7 @@ async fn wrong_passwords_ban_the_peer_until_the_ban_ends() {
         .await
         .expect("serve");
     for i in 1..=3 {
-        let mut c = Client::start(&path, &["join", "--login", "test1", "wrong"]);
+        let mut c = client(&path, &["join", "--login", "test1", "wrong"]);
         let l = c.line().await;
         assert!(l.starts_with("refused: "), "attempt {i}: {l}");
         if i < 3 {
@@ -180,13 +143,13 @@ async fn wrong_passwords_ban_the_peer_until_the_ban_ends() {
         c.exit().await;
     }
     // The right password from the same identity (uid) is refused too.
-    let mut c = Client::start(&path, &["join", "--login", "test1", "12345"]);
+    let mut c = client(&path, &["join", "--login", "test1", "12345"]);
     let l = c.line().await;
     assert!(l.contains("too many failed logins"), "{l}");
     c.exit().await;
     // After the ban period (3 h by default), it is admitted.
     tokio::time::advance(Duration::from_secs(3 * 3600 + 1)).await;
-    let mut c = Client::start(&path, &["join", "--login", "test1", "12345"]);
+    let mut c = client(&path, &["join", "--login", "test1", "12345"]);
     assert_eq!(c.line().await, "joined");
     c.exit().await;
 }
@@ -200,8 +163,8 @@ async fn server_restart_loses_nothing_and_repeats_nothing() {
     let mut server = Some(store.serve(ServeConfig::unix(&path)).await.expect("serve"));
     tokio::time::timeout(LIMIT, async {
         let k = 200_000u64;
-        let mut a = Client::start(&path, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
-        let mut b = Client::start(&path, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
+        let mut a = client(&path, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
+        let mut b = client(&path, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
         for round in 0..3u64 {
             // Restart while both are streaming.
             store
@@ -250,7 +213,7 @@ async fn reconnect_resumes_from_the_ring_or_gets_a_snapshot() {
     );
     let server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
     tokio::time::timeout(LIMIT, async {
-        let mut c = Client::start(&path, &["follow", "100", "600", "6600"]);
+        let mut c = client(&path, &["follow", "100", "600", "6600"]);
         assert_eq!(c.line().await, "ready");
         store
             .dispatch_all(&vec![CounterAction::Inc(0); 100])
@@ -330,7 +293,7 @@ async fn read_only_login_follows_but_cannot_dispatch() {
         .await
         .expect("serve");
     tokio::time::timeout(LIMIT, async {
-        let mut c = Client::start(&path, &["readonly", "--login", "viewer", "pw"]);
+        let mut c = client(&path, &["readonly", "--login", "viewer", "pw"]);
         let l = c.line().await;
         assert!(l.starts_with("refused: ") && l.contains("read-only"), "{l}");
         assert_eq!(store.get_state().total, 0);

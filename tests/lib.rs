@@ -150,3 +150,50 @@ fn reduce_flaky(state: &mut Flaky, _action: &FlakyAction) {
     state.total += 1;
     state.noise = state.noise.wrapping_add(u64::from(std::process::id()));
 }
+
+/// A child process of the tests, its stdout read line by line. Killed when
+/// dropped.
+pub struct Proc {
+    /// The process.
+    pub child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Proc {
+    /// Starts `exe` with `first` and then `args` as arguments.
+    pub fn spawn(exe: &str, first: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(exe)
+            .arg(first)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn a test process");
+        let out = child.stdout.take().expect("piped stdout");
+        Self {
+            child,
+            lines: tokio::io::BufReader::new(out).lines(),
+        }
+    }
+
+    /// The next line; panics if the process ended first.
+    pub async fn line(&mut self) -> String {
+        self.lines
+            .next_line()
+            .await
+            .expect("read the child's stdout")
+            .expect("the child ended without a line")
+    }
+
+    /// The next line, a `final <total> <digest> <seq>` one.
+    pub async fn final_state(&mut self) -> (u64, u64, u64) {
+        let l = self.line().await;
+        parse_final(&l).unwrap_or_else(|| panic!("not a final line: {l}"))
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exit(mut self) {
+        self.child.wait().await.expect("wait for the child");
+    }
+}

@@ -5,13 +5,10 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::{ServeConfig, Server};
 use redux_cluster::transport::tls::{Fingerprint, ServerIdentity, Trust};
-use redux_cluster_tests::{parse_final, Counter, CounterAction, Scoped};
+use redux_cluster_tests::{parse_final, Counter, CounterAction, Proc, Scoped};
 use serial_test::serial;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
 
 /// Guards against a hang; not a timing assertion.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -45,38 +42,9 @@ fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().expect("addr")
 }
 
-struct Client {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Client {
-    fn start(target: &str, args: &[&str]) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_client"))
-            .arg(target)
-            .args(args)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn client");
-        let out = child.stdout.take().expect("stdout");
-        Self {
-            child,
-            lines: BufReader::new(out).lines(),
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        self.lines
-            .next_line()
-            .await
-            .expect("read")
-            .expect("client ended without a line")
-    }
-
-    async fn exit(mut self) {
-        self.child.wait().await.expect("exit");
-    }
+/// A `client` process (tests/bin/client.rs) connected to `target`.
+fn client(target: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Proc {
+    Proc::spawn(env!("CARGO_BIN_EXE_client"), target, args)
 }
 
 async fn three_clients(net: Net) {
@@ -90,9 +58,9 @@ async fn three_clients(net: Net) {
     let t = target(net, &server, fp);
     tokio::time::timeout(LIMIT, async {
         let k = 100_000u64;
-        let mut cs: Vec<Client> = (1..=3u8)
+        let mut cs: Vec<Proc> = (1..=3u8)
             .map(|slot| {
-                Client::start(
+                client(
                     &t,
                     &[
                         "count",
@@ -147,7 +115,7 @@ async fn wrong_fingerprint_is_refused_before_any_credential() {
     let wrong = identity().fingerprint();
     let t = target(Net::Quic, &server, wrong);
     tokio::time::timeout(LIMIT, async {
-        let mut c = Client::start(&t, &["join", "--login", "test1", "12345"]);
+        let mut c = client(&t, &["join", "--login", "test1", "12345"]);
         let l = c.line().await;
         assert!(
             l.starts_with("refused: ") && l.contains("fingerprint"),
@@ -215,16 +183,16 @@ async fn wrong_password_is_refused_and_counted_toward_the_ban() {
         .expect("serve");
     let t = target(Net::Tcp, &server, fp);
     tokio::time::timeout(LIMIT, async {
-        let mut c = Client::start(&t, &["join", "--login", "test1", "nope"]);
+        let mut c = client(&t, &["join", "--login", "test1", "nope"]);
         let l = c.line().await;
         assert!(l.contains("wrong login or password"), "{l}");
         c.exit().await;
-        let mut c = Client::start(&t, &["join", "--login", "test1", "nope"]);
+        let mut c = client(&t, &["join", "--login", "test1", "nope"]);
         let l = c.line().await;
         assert!(l.contains("too many failed logins"), "{l}");
         c.exit().await;
         // 127.0.0.1 is banned now, whatever the password.
-        let mut c = Client::start(&t, &["join", "--login", "test1", "12345"]);
+        let mut c = client(&t, &["join", "--login", "test1", "12345"]);
         let l = c.line().await;
         assert!(l.contains("too many failed logins"), "{l}");
         c.exit().await;
@@ -246,8 +214,8 @@ async fn restart_same_port(net: Net) {
     let mut server = Some(server);
     tokio::time::timeout(LIMIT, async {
         let k = 100_000u64;
-        let mut a = Client::start(&t, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
-        let mut b = Client::start(&t, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
+        let mut a = client(&t, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
+        let mut b = client(&t, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
         for round in 1..=2u64 {
             store
                 .wait_until(|s| s.by[1] > round * 10_000 && s.by[2] > round * 10_000)
@@ -309,8 +277,8 @@ async fn two_hundred_quic_clients_converge() {
         .expect("serve");
     let t = target(Net::Quic, &server, fp);
     tokio::time::timeout(LIMIT, async {
-        let mut procs: Vec<Client> = (1..=4u8)
-            .map(|slot| Client::start(&t, &["many", "50", &slot.to_string(), "50", "10000"]))
+        let mut procs: Vec<Proc> = (1..=4u8)
+            .map(|slot| client(&t, &["many", "50", &slot.to_string(), "50", "10000"]))
             .collect();
         store
             .wait_until(|s| s.total == 10_000)

@@ -348,6 +348,24 @@ impl Listener {
 
 type Accepted = (BoxRead, BoxWrite, String, PeerKey);
 
+/// A network connection, named and keyed by its remote address.
+fn remote<R, W, E>(conn: Result<(R, W, SocketAddr), E>) -> Result<Accepted, String>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    E: std::fmt::Display,
+{
+    match conn {
+        Ok((r, w, addr)) => Ok((
+            Box::new(r),
+            Box::new(w),
+            format!("client {addr}"),
+            PeerKey::ip(addr.ip()),
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl Listener {
     /// The next connection; `None` once the listener is closed.
     async fn accept(&mut self) -> Option<Result<Accepted, String>> {
@@ -364,24 +382,8 @@ impl Listener {
                 )),
                 Err(e) => Err(e.to_string()),
             }),
-            Listener::Quic(l) => Some(match l.accept().await? {
-                Ok((r, w, addr)) => Ok((
-                    Box::new(r) as BoxRead,
-                    Box::new(w) as BoxWrite,
-                    format!("client {addr}"),
-                    PeerKey::ip(addr.ip()),
-                )),
-                Err(e) => Err(e.to_string()),
-            }),
-            Listener::TcpTls(l) => Some(match l.accept().await? {
-                Ok((r, w, addr)) => Ok((
-                    Box::new(r) as BoxRead,
-                    Box::new(w) as BoxWrite,
-                    format!("client {addr}"),
-                    PeerKey::ip(addr.ip()),
-                )),
-                Err(e) => Err(e.to_string()),
-            }),
+            Listener::Quic(l) => Some(remote(l.accept().await?)),
+            Listener::TcpTls(l) => Some(remote(l.accept().await?)),
         }
     }
 }
