@@ -242,7 +242,12 @@ impl QuicServer {
             .map_err(|e| TransportError::Config(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(Arc::new(transport));
-        let endpoint = Endpoint::server(config, addr)?;
+        let endpoint = Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            reusable_udp(addr)?,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         let local_addr = endpoint.local_addr()?;
         let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
         let driver = tokio::spawn(accept_loop(
@@ -302,6 +307,24 @@ impl Drop for QuicServer {
         // Refuse new connections; established ones keep the endpoint alive.
         self.endpoint.set_server_config(None);
     }
+}
+
+/// A UDP socket bound with SO_REUSEADDR and SO_REUSEPORT, so a server
+/// restarted on the same port binds at once even while the previous
+/// endpoint is still draining its last connections (quinn keeps the old
+/// socket until every connection object is gone).
+fn reusable_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Accept IPv4-mapped peers too, as std's bind does by default.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 async fn accept_loop(
