@@ -553,8 +553,9 @@ fn decoy_salt(login: &str) -> [u8; 16] {
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // invariant: HMAC takes keys of any length, so this cannot fail.
     let mut mac =
-        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+        <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length"); // invariant
     for part in parts {
         mac.update(part);
     }
