@@ -30,8 +30,6 @@ struct Inner {
     chans: Mutex<Vec<Chan>>,
     /// Control frames to send (diverged notices).
     control: Mutex<Vec<u8>>,
-    /// Whether a connection is up (joins are sent only then).
-    up: Mutex<bool>,
     /// Whether a store joined during the current connection.
     joined: std::sync::atomic::AtomicBool,
 }
@@ -49,7 +47,6 @@ impl Upstream {
                 wake: Arc::new(Notify::new()),
                 chans: Mutex::new(Vec::new()),
                 control: Mutex::new(Vec::new()),
-                up: Mutex::new(false),
                 joined: std::sync::atomic::AtomicBool::new(false),
             }),
         }
@@ -101,7 +98,6 @@ impl Upstream {
             }
             _ => None,
         };
-        *self.inner.up.lock() = false;
         for c in self.inner.chans.lock().iter_mut() {
             c.join_sent = false;
             c.joined = false;
@@ -140,7 +136,6 @@ impl Upstream {
         let mut reader = FrameReader::new(reader, codec);
         let mut writer = FrameWriter::new(writer, codec);
         login(&mut reader, &mut writer, creds).await?;
-        *self.inner.up.lock() = true;
         let _writer = AbortOnDrop(tokio::spawn(write_loop(
             Arc::clone(&self.inner),
             writer,
