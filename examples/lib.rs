@@ -1,5 +1,8 @@
 //! Store types shared by the examples and the benchmark.
 
+#[cfg(feature = "ws")]
+pub mod board;
+
 use redux_cluster::{reducer, ClusterStore};
 use serde::{Deserialize, Serialize};
 

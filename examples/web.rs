@@ -13,63 +13,11 @@
 //! `clear`; `state` prints the state as JSON.
 
 use redux_cluster::ws::{ServeWs, WsConfig};
-use redux_cluster::{reducer, ClusterStore};
-use serde::{Deserialize, Serialize};
+use redux_cluster_examples::board::{Board, BoardAction};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// What every tab shows. The TypeScript types the page would use are
-/// hand-written in `clients/js/src/example.ts`.
-#[derive(ClusterStore, Clone, Default, Debug, Serialize, Deserialize)]
-#[cluster_store(name = "WebBoard")]
-pub struct Board {
-    counter: i64,
-    todos: Vec<Todo>,
-}
-
-/// One todo.
-#[derive(Clone, Debug, Serialize, Deserialize, redux_cluster::Schema)]
-pub struct Todo {
-    text: String,
-    done: bool,
-}
-
-/// What a tab (or standard input) can do. In JSON: `"Increment"`,
-/// `{"AddTodo": "milk"}`, `{"ToggleTodo": 0}`, ...
-#[reducer(Board)]
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum BoardAction {
-    Increment,
-    Decrement,
-    AddTodo(String),
-    ToggleTodo(usize),
-    RemoveTodo(usize),
-    ClearDone,
-}
-
-fn reduce(state: &mut Board, action: &BoardAction) {
-    match action {
-        BoardAction::Increment => state.counter += 1,
-        BoardAction::Decrement => state.counter -= 1,
-        BoardAction::AddTodo(text) => state.todos.push(Todo {
-            text: text.clone(),
-            done: false,
-        }),
-        BoardAction::ToggleTodo(i) => {
-            if let Some(t) = state.todos.get_mut(*i) {
-                t.done = !t.done;
-            }
-        }
-        BoardAction::RemoveTodo(i) => {
-            if *i < state.todos.len() {
-                state.todos.remove(*i);
-            }
-        }
-        BoardAction::ClearDone => state.todos.retain(|t| !t.done),
-    }
-}
 
 struct Args {
     http: SocketAddr,
