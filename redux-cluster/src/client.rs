@@ -60,7 +60,9 @@ impl ConnectConfig {
             addr,
             name: server_name.to_string(),
             trust,
-            options: QuicOptions::default(),
+            // A server that is restarting answers nothing (UDP has no
+            // refusal), so a shorter handshake limit reconnects sooner.
+            options: QuicOptions::default().handshake_timeout(Duration::from_secs(3)),
         })
     }
 
