@@ -9,7 +9,7 @@
 //! action enum.
 
 use crate::const_sha256::ConstSha256;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, LinkedList, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -173,7 +173,10 @@ macro_rules! seq {
     )*};
 }
 
-seq! { "Vec": Vec, "Vec": VecDeque, "Option": Option, "Set": BTreeSet, "Set": HashSet }
+seq! {
+    "Vec": Vec, "Vec": VecDeque, "Vec": LinkedList, "Vec": BinaryHeap + Ord,
+    "Option": Option, "Set": BTreeSet, "Set": HashSet,
+}
 
 impl<T: Schema> Schema for [T] {
     const HASH: SchemaHash = SchemaHasher::new("Vec").child(T::HASH).finish();
@@ -234,6 +237,70 @@ macro_rules! tuple {
 tuple! {
     1: (A), 2: (A, B), 3: (A, B, C), 4: (A, B, C, D), 5: (A, B, C, D, E),
     6: (A, B, C, D, E, F), 7: (A, B, C, D, E, F, G), 8: (A, B, C, D, E, F, G, H),
+    9: (A, B, C, D, E, F, G, H, I), 10: (A, B, C, D, E, F, G, H, I, J),
+    11: (A, B, C, D, E, F, G, H, I, J, K), 12: (A, B, C, D, E, F, G, H, I, J, K, L),
+}
+
+// serde encodes `Result` as an enum `Ok(T) | Err(E)`.
+impl<T: Schema, E: Schema> Schema for Result<T, E> {
+    const HASH: SchemaHash = SchemaHasher::new("enum")
+        .count(2)
+        .str("Ok")
+        .str("tuple")
+        .count(1)
+        .child(T::HASH)
+        .str("Err")
+        .str("tuple")
+        .count(1)
+        .child(E::HASH)
+        .finish();
+    fn describe(out: &mut String) {
+        out.push_str("enum{Ok(");
+        T::describe(out);
+        out.push_str(",),Err(");
+        E::describe(out);
+        out.push_str(",),}");
+    }
+}
+
+// serde encodes `Duration` as a struct `{ secs: u64, nanos: u32 }`.
+impl Schema for std::time::Duration {
+    const HASH: SchemaHash = SchemaHasher::new("struct")
+        .str("named")
+        .count(2)
+        .str("secs")
+        .child(<u64 as Schema>::HASH)
+        .str("nanos")
+        .child(<u32 as Schema>::HASH)
+        .finish();
+    fn describe(out: &mut String) {
+        out.push_str("{secs:u64,nanos:u32,}");
+    }
+}
+
+// Types serde encodes exactly like another one share its schema.
+macro_rules! same_as {
+    ($($t:ty => $as:ty),* $(,)?) => {$(
+        impl Schema for $t {
+            const HASH: SchemaHash = <$as as Schema>::HASH;
+            fn describe(out: &mut String) { <$as as Schema>::describe(out) }
+        }
+    )*};
+}
+
+same_as! {
+    std::path::PathBuf => String,
+    std::num::NonZeroU8 => u8, std::num::NonZeroU16 => u16, std::num::NonZeroU32 => u32,
+    std::num::NonZeroU64 => u64, std::num::NonZeroU128 => u128, std::num::NonZeroUsize => u64,
+    std::num::NonZeroI8 => i8, std::num::NonZeroI16 => i16, std::num::NonZeroI32 => i32,
+    std::num::NonZeroI64 => i64, std::num::NonZeroI128 => i128, std::num::NonZeroIsize => i64,
+}
+
+impl<T: Schema + ToOwned + ?Sized> Schema for std::borrow::Cow<'_, T> {
+    const HASH: SchemaHash = T::HASH;
+    fn describe(out: &mut String) {
+        T::describe(out)
+    }
 }
 
 /// The identity of a store on the wire: SHA-256 over its name and schema
@@ -355,6 +422,35 @@ mod tests {
         assert_ne!(<Vec<u8> as Schema>::HASH, <Vec<u16> as Schema>::HASH);
         assert_ne!(<(u8, u16) as Schema>::HASH, <(u16, u8) as Schema>::HASH);
         assert_ne!(<[u8; 3] as Schema>::HASH, <[u8; 4] as Schema>::HASH);
+    }
+
+    #[test]
+    fn more_std_types_hash_like_their_serde_form() {
+        use std::borrow::Cow;
+        assert_eq!(
+            <std::path::PathBuf as Schema>::HASH,
+            <String as Schema>::HASH
+        );
+        assert_eq!(
+            <std::num::NonZeroU32 as Schema>::HASH,
+            <u32 as Schema>::HASH
+        );
+        assert_eq!(
+            <Cow<'static, str> as Schema>::HASH,
+            <String as Schema>::HASH
+        );
+        assert_eq!(<LinkedList<u8> as Schema>::HASH, <Vec<u8> as Schema>::HASH);
+        assert_eq!(<BinaryHeap<u8> as Schema>::HASH, <Vec<u8> as Schema>::HASH);
+        assert_ne!(
+            <Result<u8, String> as Schema>::HASH,
+            <Result<String, u8> as Schema>::HASH
+        );
+        assert_ne!(
+            <std::time::Duration as Schema>::HASH,
+            <(u64, u32) as Schema>::HASH
+        );
+        let _ = <(u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8, u8) as Schema>::HASH;
+        assert_eq!(describe::<Result<u8, ()>>(), "enum{Ok(u8,),Err((),),}");
     }
 
     #[test]
