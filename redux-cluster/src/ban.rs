@@ -17,7 +17,9 @@
 //!
 //! assert!(bans.check(&peer, now).is_ok());
 //! assert!(bans.record_failure(&peer, now).is_none());
-//! let banned = bans.record_failure(&peer, now).expect("second failure bans");
+//! let Some(banned) = bans.record_failure(&peer, now) else {
+//!     panic!("the second failure bans");
+//! };
 //! assert_eq!(banned.until_secs_left, 3 * 60 * 60);
 //! assert!(bans.check(&peer, now).is_err());
 //! assert!(bans.check(&peer, now + Duration::from_secs(3 * 60 * 60)).is_ok());

@@ -18,10 +18,13 @@
 //!     }
 //! }
 //!
-//! let store = Tasks::start_master().expect("a plain process is its own master");
-//! store.dispatch(TaskAction::Done).expect("the master applies at once");
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Tasks::start_master()?;
+//! store.dispatch(TaskAction::Done)?;
 //! assert_eq!(store.state().done, 1);
 //! assert_eq!(store.seq(), 1);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Layout

@@ -293,20 +293,7 @@ pub(crate) fn decode(
             format!("{} bytes after the end of the body", found - expected),
         ));
     }
-    if header.ids.schema != ids.schema {
-        return Err(BackupError::SchemaMismatch {
-            path: path.into(),
-            found: header.ids.schema,
-            expected: ids.schema,
-        });
-    }
-    if header.ids.store != ids.store {
-        return Err(BackupError::StoreMismatch {
-            path: path.into(),
-            found: header.ids.store,
-            expected: ids.store,
-        });
-    }
+    ids.check(&header.ids, path)?;
     // `found == expected` fits in memory, so the body length fits a usize.
     let body_end = HEADER_LEN + header.body_len as usize;
     match (header.encrypted(), key) {

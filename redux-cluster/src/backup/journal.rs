@@ -622,20 +622,7 @@ fn check_header(
     key: Option<&Key>,
 ) -> Result<(Header, Option<Derived>), BackupError> {
     let header = Header::decode(bytes, path)?;
-    if header.ids.schema != ids.schema {
-        return Err(BackupError::SchemaMismatch {
-            path: path.into(),
-            found: header.ids.schema,
-            expected: ids.schema,
-        });
-    }
-    if header.ids.store != ids.store {
-        return Err(BackupError::StoreMismatch {
-            path: path.into(),
-            found: header.ids.store,
-            expected: ids.store,
-        });
-    }
+    ids.check(&header.ids, path)?;
     let derived = match (header.encrypted(), key) {
         (false, None) => None,
         (false, Some(_)) => return Err(BackupError::NotEncrypted { path: path.into() }),

@@ -32,7 +32,7 @@
 //! let mut file = BackupFile::open(dir.join("store.backup"), ids, Some(key))?;
 //! assert!(file.load()?.is_none()); // nothing written yet
 //! file.write(Position { epoch: 7, seq: 42 }, b"postcard state bytes")?;
-//! let snapshot = file.load()?.expect("just written");
+//! let snapshot = file.load()?.ok_or("just written")?;
 //! assert_eq!(snapshot.position, Position { epoch: 7, seq: 42 });
 //! assert_eq!(snapshot.state, b"postcard state bytes");
 //! # drop(file);
@@ -77,6 +77,28 @@ impl Ids {
             schema: S::SCHEMA,
             store: S::ID,
         }
+    }
+
+    /// Checks that a file's ids (`found`, read from `path`) are these.
+    ///
+    /// # Errors
+    /// [`BackupError::SchemaMismatch`] or [`BackupError::StoreMismatch`].
+    pub fn check(&self, found: &Ids, path: &std::path::Path) -> Result<(), BackupError> {
+        if found.schema != self.schema {
+            return Err(BackupError::SchemaMismatch {
+                path: path.into(),
+                found: found.schema,
+                expected: self.schema,
+            });
+        }
+        if found.store != self.store {
+            return Err(BackupError::StoreMismatch {
+                path: path.into(),
+                found: found.store,
+                expected: self.store,
+            });
+        }
+        Ok(())
     }
 }
 
