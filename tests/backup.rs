@@ -258,15 +258,22 @@ impl Drop for Kid {
     }
 }
 
-/// Held while spawning. Between fork and exec a child holds copies of all
-/// the parent's descriptors, lock files included; `spawn` returns only after
-/// the exec, so with spawns taken one at a time, a test that has dropped a
-/// lock and then spawns a child never finds its lock held by a sibling
-/// test's half-started child.
+/// Held while spawning, and while this process holds a lock (see
+/// [`no_spawns`]). Between fork and exec a child holds copies of all the
+/// parent's descriptors, lock files included.
 static SPAWN: Mutex<()> = Mutex::new(());
 
+/// Holds off every spawn in this process while the guard lives. A test that
+/// opens a lock in this process takes it first: a sibling test's child
+/// forked while the lock is held would keep a copy of its descriptor (and so
+/// the lock) until the exec, which the kernel finishes closing only after
+/// `spawn` has returned, so the next child could find the lock still taken.
+fn no_spawns() -> std::sync::MutexGuard<'static, ()> {
+    SPAWN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn spawn(args: &[&str]) -> (Kid, BufReader<ChildStdout>) {
-    let _one_at_a_time = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = no_spawns();
     let mut child = Command::new(WRITER)
         .args(args)
         .stdin(Stdio::piped())
@@ -454,6 +461,7 @@ fn journal_keeps_every_durable_batch_across_sigkill() {
             .iter()
             .filter_map(|l| number(l, "compacting"))
             .fold(compacted_so_far, u64::max);
+        let no_spawns = no_spawns();
         let (journal, replay) = Journal::open(&path, IDS, None, Position::default())
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         let mut next = replay.first_seq;
@@ -489,6 +497,7 @@ fn journal_keeps_every_durable_batch_across_sigkill() {
         durable_so_far = next - 1;
         compacted_so_far = compacted;
         drop(journal);
+        drop(no_spawns);
     }
 }
 
@@ -499,6 +508,7 @@ fn journal_written_here_replays_in_another_process() {
     // where it resumes).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j");
+    let no_spawns = no_spawns();
     let (mut j, _) = Journal::open(&path, IDS, None, Position::default()).unwrap();
     let mut next = 1;
     for _ in 0..10 {
@@ -510,6 +520,7 @@ fn journal_written_here_replays_in_another_process() {
         next += u64::from(count);
     }
     drop(j);
+    drop(no_spawns);
     let (child, mut out) = spawn(&["journal", path.to_str().unwrap()]);
     let lines = wait_for(&mut out, |l| l.starts_with("start "));
     assert_eq!(number(&lines[0], "start"), Some(next));

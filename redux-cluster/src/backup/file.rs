@@ -218,7 +218,7 @@ impl Lock {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| BackupError::io(&lock_path, "open lock file", e))?;
-        match try_lock(&file) {
+        match retry_within(LOCK_GRACE, || try_lock(&file)) {
             Ok(true) => {}
             Ok(false) => {
                 let mut s = String::new();
@@ -239,6 +239,34 @@ impl Lock {
             .set_len(0)
             .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
         Ok(Self { _file: file })
+    }
+}
+
+/// How long [`Lock::acquire`] waits for a lock that is taken.
+///
+/// A process that forks while it holds the lock (any thread spawning a
+/// child) gives the child a copy of the lock's descriptor, and the kernel
+/// drops that copy only at the child's `exec`. So a process that closes a
+/// backup and opens it again, or starts a successor, can briefly find the
+/// lock held by nobody real. Waiting this long hides that window; a genuine
+/// second writer still gets [`BackupError::Locked`].
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs `attempt` until it returns `Ok(true)`, for up to `grace`;
+/// `Ok(false)` if it never did.
+fn retry_within(
+    grace: std::time::Duration,
+    mut attempt: impl FnMut() -> io::Result<bool>,
+) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        if attempt()? {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -284,6 +312,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_lock_freed_within_the_grace_is_taken() {
+        let mut tries = 0;
+        let got = retry_within(std::time::Duration::from_secs(60), || {
+            tries += 1;
+            Ok(tries == 3)
+        });
+        assert!(got.unwrap());
+        assert_eq!(tries, 3);
+        let got = retry_within(std::time::Duration::ZERO, || Ok(false));
+        assert!(!got.unwrap(), "held past the grace: not taken");
+        let err = retry_within(std::time::Duration::from_secs(60), || {
+            Err(io::Error::other("no locks here"))
+        });
+        assert!(err.is_err(), "an OS error is not retried");
     }
 
     #[test]

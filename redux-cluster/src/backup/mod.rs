@@ -131,7 +131,8 @@ pub enum BackupError {
         source: io::Error,
     },
     /// Another process (or another handle in this process) holds the file's
-    /// lock.
+    /// lock, still after a grace period of 250 ms (which covers a lock
+    /// briefly held by a child that this process was forking).
     #[error("{} is locked by another process{}; each store (and each of master and worker) needs a backup path of its own", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Locked {
         /// The file that is locked.
