@@ -202,6 +202,7 @@ async fn server_restart_loses_nothing_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial]
 async fn reconnect_resumes_from_the_ring_or_gets_a_snapshot() {
+    redux_cluster_tests::log_from_env();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = sock(&dir);
     let store = Scoped(

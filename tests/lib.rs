@@ -197,3 +197,17 @@ impl Proc {
         self.child.wait().await.expect("wait for the child");
     }
 }
+
+/// Logs the library's tracing events to stderr when `RC_TEST_LOG` is set
+/// (an `EnvFilter` such as `redux_cluster=debug`); does nothing otherwise.
+/// The test processes and the helper binaries call it first, so a failure
+/// seen once can be rerun with the logs of every process involved.
+pub fn log_from_env() {
+    let Ok(filter) = std::env::var("RC_TEST_LOG") else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

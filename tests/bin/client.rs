@@ -19,6 +19,7 @@ use std::io::Write;
 
 #[tokio::main]
 async fn main() {
+    redux_cluster_tests::log_from_env();
     if let Err(e) = run().await {
         println!("error: {e}");
         std::process::exit(2);

@@ -12,6 +12,7 @@ use std::io::Write;
 
 #[tokio::main]
 async fn main() {
+    redux_cluster_tests::log_from_env();
     let store = match Counter::start_master() {
         Ok(s) => s,
         Err(e) => {

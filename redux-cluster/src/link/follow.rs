@@ -87,6 +87,10 @@ impl Upstream {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         self.inner.joined.store(false, Ordering::SeqCst);
+        for c in self.inner.chans.lock().iter_mut() {
+            c.join_sent = false;
+            c.joined = false;
+        }
         let res = self
             .run_inner(reader, writer, codec, creds, heartbeat)
             .await;
@@ -136,13 +140,19 @@ impl Upstream {
         let mut reader = FrameReader::new(reader, codec);
         let mut writer = FrameWriter::new(writer, codec);
         login(&mut reader, &mut writer, creds).await?;
-        let _writer = AbortOnDrop(tokio::spawn(write_loop(
+        let writer = AbortOnDrop(tokio::spawn(write_loop(
             Arc::clone(&self.inner),
             writer,
             heartbeat,
         )));
         self.inner.wake.notify_one();
-        self.read_loop(&mut reader, heartbeat).await
+        let res = self.read_loop(&mut reader, heartbeat).await;
+        // The channels' join flags are reset next, for the next connection;
+        // this connection's writer must be gone by then, or it could mark a
+        // join as sent (on the dead socket) that the next writer then never
+        // sends, and the store would wait for ever.
+        writer.stop().await;
+        res
     }
 
     fn sink(&self, channel: Channel) -> Option<Arc<dyn Sink>> {
@@ -194,9 +204,6 @@ impl Upstream {
                     {
                         c.joined = true;
                     }
-                    self.inner
-                        .joined
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     self.inner.joined.store(true, Ordering::SeqCst);
                     sink.on_joined(m.epoch, &m.applied);
                     // Dispatches queued before the join can go now.

@@ -63,6 +63,16 @@ pub(crate) async fn next_within<'a, R: tokio::io::AsyncRead + Unpin>(
 /// aborted, e.g. by a server shutting down).
 pub(crate) struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Aborts the task and waits until it has stopped: after this returns
+    /// it touches nothing any more. (Dropping only asks it to stop; on a
+    /// multi-threaded runtime it may still be running its current step.)
+    pub async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();

@@ -169,12 +169,16 @@ where
     };
     let result = match admitted {
         Ok(read_only) => {
-            let _writer = AbortOnDrop(tokio::spawn(write_loop(
+            let writer = AbortOnDrop(tokio::spawn(write_loop(
                 Arc::clone(&link),
                 writer,
                 opts.heartbeat,
             )));
-            read_loop(&link, &mut reader, &opts, read_only).await
+            let res = read_loop(&link, &mut reader, &opts, read_only).await;
+            // Stopped before the stores are detached below, so nothing
+            // reads a store for this link after it is gone.
+            writer.stop().await;
+            res
         }
         Err(e) => Err(e),
     };
