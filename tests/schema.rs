@@ -372,6 +372,22 @@ fn hashes_match_a_reference_sha256() {
     h.update(prim("u8").0);
     assert_eq!(<Two as Schema>::HASH, SchemaHash(h.finalize().into()));
 
+    // `struct { #[serde(default)] a: u32 }`
+    #[derive(redux_cluster::Schema, serde::Deserialize)]
+    struct Three {
+        #[serde(default)]
+        a: u32,
+    }
+    let mut h = Sha256::new();
+    token(&mut h, "struct");
+    token(&mut h, "named");
+    h.update(1u64.to_le_bytes());
+    token(&mut h, "a");
+    token(&mut h, "#[serde]");
+    token(&mut h, "default");
+    h.update(prim("u32").0);
+    assert_eq!(<Three as Schema>::HASH, SchemaHash(h.finalize().into()));
+
     // Every message length across the block and padding boundaries.
     for len in 0..300 {
         let s = "x".repeat(len);
@@ -402,6 +418,98 @@ fn describe_shows_the_structure() {
     assert_ne!(
         describe::<base::Outer>(),
         describe::<field_reordered::Outer>()
+    );
+}
+
+/// Serde attributes can change the wire form (a skipped field is not sent,
+/// `with` swaps the encoding), so they are part of the hash; a type without
+/// them hashes as if serde attributes did not exist.
+mod serde_attrs {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct Plain {
+        pub a: u32,
+        pub b: String,
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct Skipped {
+        pub a: u32,
+        #[serde(skip)]
+        pub b: String,
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct Defaulted {
+        pub a: u32,
+        #[serde(default)]
+        pub b: String,
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OnContainer {
+        pub a: u32,
+        pub b: String,
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct Tuple(pub u32, #[serde(skip)] pub String);
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct TuplePlain(pub u32, pub String);
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub enum Kind {
+        One,
+        #[serde(skip)]
+        Two(u8),
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub enum KindPlain {
+        One,
+        Two(u8),
+    }
+    // The same attributes spelled with other spacing and line breaks.
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct RenamedA {
+        #[serde(rename = "x", default)]
+        pub a: u32,
+    }
+    #[derive(redux_cluster::Schema, Serialize, Deserialize)]
+    pub struct RenamedB {
+        #[serde(rename = "x", default)]
+        pub a: u32,
+    }
+}
+
+#[test]
+fn serde_attributes_are_part_of_the_hash() {
+    use serde_attrs::*;
+    let plain = <Plain as Schema>::HASH;
+    assert_eq!(
+        plain,
+        <base::Inner as Schema>::HASH,
+        "no attribute, no change"
+    );
+    let changed = [
+        ("skip", <Skipped as Schema>::HASH),
+        ("default", <Defaulted as Schema>::HASH),
+        ("container", <OnContainer as Schema>::HASH),
+    ];
+    for (what, h) in &changed {
+        assert_ne!(*h, plain, "{what}");
+    }
+    assert_ne!(changed[0].1, changed[1].1);
+    assert_ne!(<Tuple as Schema>::HASH, <TuplePlain as Schema>::HASH);
+    assert_ne!(<Kind as Schema>::HASH, <KindPlain as Schema>::HASH);
+    assert_eq!(<RenamedA as Schema>::HASH, <RenamedB as Schema>::HASH);
+    // A mismatch report shows them.
+    assert_eq!(describe::<Skipped>(), "{a:u32,#[serde(skip)]b:String,}");
+    assert_eq!(
+        describe::<OnContainer>(),
+        "#[serde(deny_unknown_fields)]{a:u32,b:String,}"
+    );
+    assert_eq!(describe::<Tuple>(), "(u32,#[serde(skip)]String,)");
+    assert_eq!(describe::<Kind>(), "enum{One,#[serde(skip)]Two(u8,),}");
+    assert_eq!(
+        describe::<RenamedB>(),
+        "{#[serde(rename = \"x\", default)]a:u32,}"
     );
 }
 

@@ -1,18 +1,27 @@
 //! The shape of a derive input, as the hash sees it.
 
 use crate::ctxt::Ctxt;
-use proc_macro2::Span;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use syn::visit_mut::VisitMut;
-use syn::{Data, DeriveInput, Ident, Type};
+use syn::{Attribute, Data, DeriveInput, Ident, Type};
+
+/// A field: its name (named fields only), its type, and its serde
+/// attributes in canonical form ([`serde_attrs`]).
+pub struct Field {
+    pub name: Option<Ident>,
+    pub ty: Type,
+    pub serde: String,
+}
 
 pub enum Fields {
-    Named(Vec<(Ident, Type)>),
-    Unnamed(Vec<Type>),
+    Named(Vec<Field>),
+    Unnamed(Vec<Field>),
     Unit,
 }
 
 pub struct Variant {
     pub ident: Ident,
+    pub serde: String,
     pub fields: Fields,
 }
 
@@ -24,6 +33,8 @@ pub enum Shape {
 pub struct Input {
     pub ident: Ident,
     pub generics: syn::Generics,
+    /// The container's serde attributes, canonical.
+    pub serde: String,
     pub shape: Shape,
 }
 
@@ -40,6 +51,7 @@ impl Input {
                     .iter()
                     .map(|v| Variant {
                         ident: v.ident.clone(),
+                        serde: serde_attrs(&v.attrs),
                         fields: fields(&v.fields, &mut fix),
                     })
                     .collect(),
@@ -55,6 +67,7 @@ impl Input {
         Some(Input {
             ident: input.ident.clone(),
             generics: input.generics.clone(),
+            serde: serde_attrs(&input.attrs),
             shape,
         })
     }
@@ -63,8 +76,7 @@ impl Input {
     pub fn field_types(&self) -> Vec<&Type> {
         fn of(f: &Fields) -> Vec<&Type> {
             match f {
-                Fields::Named(v) => v.iter().map(|(_, t)| t).collect(),
-                Fields::Unnamed(v) => v.iter().collect(),
+                Fields::Named(v) | Fields::Unnamed(v) => v.iter().map(|f| &f.ty).collect(),
                 Fields::Unit => Vec::new(),
             }
         }
@@ -76,27 +88,77 @@ impl Input {
 }
 
 fn fields(f: &syn::Fields, fix: &mut SelfToMarker) -> Fields {
-    let mut ty = |t: &Type| {
-        let mut t = t.clone();
-        fix.visit_type_mut(&mut t);
-        t
+    let mut field = |f: &syn::Field| {
+        let mut ty = f.ty.clone();
+        fix.visit_type_mut(&mut ty);
+        Field {
+            name: f.ident.clone(),
+            ty,
+            serde: serde_attrs(&f.attrs),
+        }
     };
     match f {
-        syn::Fields::Named(n) => Fields::Named(
-            n.named
-                .iter()
-                .map(|f| {
-                    (
-                        f.ident
-                            .clone()
-                            .unwrap_or_else(|| Ident::new("_", Span::call_site())),
-                        ty(&f.ty),
-                    )
-                })
-                .collect(),
-        ),
-        syn::Fields::Unnamed(u) => Fields::Unnamed(u.unnamed.iter().map(|f| ty(&f.ty)).collect()),
+        syn::Fields::Named(n) => Fields::Named(n.named.iter().map(&mut field).collect()),
+        syn::Fields::Unnamed(u) => Fields::Unnamed(u.unnamed.iter().map(&mut field).collect()),
         syn::Fields::Unit => Fields::Unit,
+    }
+}
+
+/// The `#[serde(...)]` attributes among `attrs`, in a canonical text: each
+/// token once, separated by single spaces, attributes by `;`. Serde
+/// attributes can change the wire form (`skip`, `with`, `default`, ...), so
+/// they are part of the hash; the text depends only on the tokens written,
+/// never on how a compiler version prints them. Empty when there are none,
+/// so types without serde attributes hash as they always did.
+pub fn serde_attrs(attrs: &[Attribute]) -> String {
+    let mut out = String::new();
+    for a in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        if !out.is_empty() {
+            out.push(';');
+        }
+        if let syn::Meta::List(l) = &a.meta {
+            canon(l.tokens.clone(), &mut out);
+        }
+    }
+    out
+}
+
+fn canon(tokens: TokenStream, out: &mut String) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::None => ("", ""),
+                };
+                space(out);
+                out.push_str(open);
+                canon(g.stream(), out);
+                out.push_str(close);
+            }
+            TokenTree::Ident(i) => {
+                space(out);
+                out.push_str(&i.to_string());
+            }
+            TokenTree::Punct(p) => {
+                if p.as_char() != ',' {
+                    space(out);
+                }
+                out.push(p.as_char());
+            }
+            TokenTree::Literal(l) => {
+                space(out);
+                out.push_str(&l.to_string());
+            }
+        }
+    }
+}
+
+fn space(out: &mut String) {
+    if !out.is_empty() && !out.ends_with(['(', '[', '{', ';']) {
+        out.push(' ');
     }
 }
 

@@ -182,27 +182,29 @@ fn schema_impl(input: &Input) -> TokenStream {
         p.bounds.push(syn::parse_quote!(::redux_cluster::Schema));
     }
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    let (top_h, top_d) = serde(&input.serde);
     let (hash, describe) = match &input.shape {
         Shape::Struct(f) => {
             let (h, d) = fields(f);
             (
-                quote!(::redux_cluster::__private::SchemaHasher::new("struct") #h .finish()),
-                d,
+                quote!(::redux_cluster::__private::SchemaHasher::new("struct") #top_h #h .finish()),
+                quote!(#top_d #d),
             )
         }
         Shape::Enum(vs) => {
             let n = vs.len() as u64;
             let mut h = quote!();
-            let mut d = quote!(out.push_str("enum{"););
+            let mut d = quote!(#top_d out.push_str("enum{"););
             for v in vs {
                 let name = v.ident.to_string();
                 let (fh, fd) = fields(&v.fields);
-                h.extend(quote!(.str(#name) #fh));
-                d.extend(quote!(out.push_str(#name); #fd out.push(',');));
+                let (sh, sd) = serde(&v.serde);
+                h.extend(quote!(.str(#name) #sh #fh));
+                d.extend(quote!(#sd out.push_str(#name); #fd out.push(',');));
             }
             d.extend(quote!(out.push('}');));
             (
-                quote!(::redux_cluster::__private::SchemaHasher::new("enum").count(#n) #h .finish()),
+                quote!(::redux_cluster::__private::SchemaHasher::new("enum") #top_h .count(#n) #h .finish()),
                 d,
             )
         }
@@ -215,6 +217,20 @@ fn schema_impl(input: &Input) -> TokenStream {
             }
         }
     }
+}
+
+/// The hash chain and description statements for serde attributes in
+/// canonical form; nothing when there are none. (The tag cannot be a field
+/// or variant name, so it cannot be confused with one.)
+fn serde(canon: &str) -> (TokenStream, TokenStream) {
+    if canon.is_empty() {
+        return (quote!(), quote!());
+    }
+    let shown = format!("#[serde({canon})]");
+    (
+        quote!(.str("#[serde]").str(#canon)),
+        quote!(out.push_str(#shown);),
+    )
 }
 
 /// The hash chain and description statements for one set of fields.
@@ -231,12 +247,13 @@ fn fields(f: &Fields) -> (TokenStream, TokenStream) {
             let n = v.len() as u64;
             let mut h = quote!(.str("named").count(#n));
             let mut d = quote!(out.push('{'););
-            for (name, ty) in v {
-                let name = name.to_string();
-                let c = child(ty);
-                let ds = desc(ty);
-                h.extend(quote!(.str(#name).child(#c)));
-                d.extend(quote!(out.push_str(#name); out.push(':'); #ds out.push(',');));
+            for f in v {
+                let name = f.name.as_ref().map(ToString::to_string).unwrap_or_default();
+                let c = child(&f.ty);
+                let ds = desc(&f.ty);
+                let (sh, sd) = serde(&f.serde);
+                h.extend(quote!(.str(#name) #sh .child(#c)));
+                d.extend(quote!(#sd out.push_str(#name); out.push(':'); #ds out.push(',');));
             }
             d.extend(quote!(out.push('}');));
             (h, d)
@@ -245,11 +262,12 @@ fn fields(f: &Fields) -> (TokenStream, TokenStream) {
             let n = v.len() as u64;
             let mut h = quote!(.str("tuple").count(#n));
             let mut d = quote!(out.push('('););
-            for ty in v {
-                let c = child(ty);
-                let ds = desc(ty);
-                h.extend(quote!(.child(#c)));
-                d.extend(quote!(#ds out.push(',');));
+            for f in v {
+                let c = child(&f.ty);
+                let ds = desc(&f.ty);
+                let (sh, sd) = serde(&f.serde);
+                h.extend(quote!(#sh .child(#c)));
+                d.extend(quote!(#sd #ds out.push(',');));
             }
             d.extend(quote!(out.push(')');));
             (h, d)

@@ -30,7 +30,9 @@ pub fn derive_cluster_store(input: TokenStream) -> TokenStream {
 }
 
 /// Generates the structural schema hash of a type nested in a store's state
-/// or actions.
+/// or actions. Field and variant names, their order, their types, and every
+/// `#[serde(...)]` attribute (some change the wire form) count; the type's
+/// own name does not.
 #[proc_macro_derive(Schema)]
 pub fn derive_schema(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
