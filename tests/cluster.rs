@@ -157,23 +157,29 @@ async fn wrong_passwords_ban_the_peer_until_the_ban_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial]
 async fn server_restart_loses_nothing_and_repeats_nothing() {
+    redux_cluster_tests::log_from_env();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = sock(&dir);
     let store = Scoped(Counter::builder().resync(0).start().expect("master"));
     let mut server = Some(store.serve(ServeConfig::unix(&path)).await.expect("serve"));
-    tokio::time::timeout(LIMIT, async {
+    let stage = std::sync::Mutex::new("start");
+    let at = |s| *stage.lock().expect("stage") = s;
+    let res = tokio::time::timeout(LIMIT, async {
         let k = 200_000u64;
         let mut a = client(&path, &["count", "1", &k.to_string(), &(2 * k).to_string()]);
         let mut b = client(&path, &["count", "2", &k.to_string(), &(2 * k).to_string()]);
         for round in 0..3u64 {
             // Restart while both are streaming.
+            at("streaming");
             store
                 .wait_until(|s| s.by[1] > (round + 1) * 20_000 && s.by[2] > (round + 1) * 20_000)
                 .await
                 .expect("streaming");
+            at("shutdown");
             if let Some(s) = server.take() {
                 s.shutdown().await;
             }
+            at("re-serve");
             server = Some(
                 store
                     .serve(ServeConfig::unix(&path))
@@ -181,6 +187,7 @@ async fn server_restart_loses_nothing_and_repeats_nothing() {
                     .expect("re-serve"),
             );
         }
+        at("converge");
         store
             .wait_until(|s| s.total >= 2 * k)
             .await
@@ -188,6 +195,7 @@ async fn server_restart_loses_nothing_and_repeats_nothing() {
         let master = store.get_state();
         assert_eq!(master.total, 2 * k, "exactly once: no loss, no repeat");
         assert_eq!(&master.by[1..3], &[k, k]);
+        at("clients' final states");
         for c in [&mut a, &mut b] {
             let (total, digest, _) = c.final_state().await;
             assert_eq!((total, digest), (2 * k, master.digest));
@@ -195,8 +203,16 @@ async fn server_restart_loses_nothing_and_repeats_nothing() {
         a.exit().await;
         b.exit().await;
     })
-    .await
-    .expect("hang");
+    .await;
+    if res.is_err() {
+        let s = store.get_state();
+        panic!(
+            "hang at {:?}: master total {} by {:?}",
+            stage.lock().expect("stage"),
+            s.total,
+            &s.by[..3]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,13 @@ impl Upstream {
             };
             let res = match msg {
                 Message::Joined(m) => {
+                    // First settle what the master applied while the link
+                    // was down and mark the rest for sending again; only
+                    // then may the writer take dispatches. The other way
+                    // round, a new batch could overtake the re-sent ones,
+                    // and the master (which takes a session's batches in
+                    // order) would drop those as already applied.
+                    sink.on_joined(m.epoch, &m.applied);
                     if let Some(c) = self
                         .inner
                         .chans
@@ -205,7 +212,6 @@ impl Upstream {
                         c.joined = true;
                     }
                     self.inner.joined.store(true, Ordering::SeqCst);
-                    sink.on_joined(m.epoch, &m.applied);
                     // Dispatches queued before the join can go now.
                     self.inner.wake.notify_one();
                     Ok(())
