@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: test stores and worker
 //! processes.
 
+use redux_cluster::transport::tls::{ClientIdentity, PemSource, ServerIdentity, Trust};
 use redux_cluster::{reducer, ClusterStore};
 use serde::{Deserialize, Serialize};
 
@@ -210,4 +211,64 @@ pub fn log_from_env() {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A CA and PEM certificates it signs.
+pub struct TestCa {
+    /// The CA certificate, PEM.
+    pub pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("no names");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        Self {
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// `(cert pem, key pem)` for `names`, for a server or a client.
+    pub fn sign(
+        &self,
+        names: &[&str],
+        purpose: rcgen::ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("names");
+        params.extended_key_usages = vec![purpose];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// Trust in this CA.
+    pub fn trust(&self) -> Trust {
+        Trust::CaPem(PemSource::Bytes(self.pem.clone().into_bytes()))
+    }
+
+    /// A server certificate for `names`.
+    pub fn server_identity(&self, names: &[&str]) -> ServerIdentity {
+        let (cert, key) = self.sign(names, rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        ServerIdentity::from_pem(cert.as_bytes(), key.as_bytes()).expect("server identity")
+    }
+
+    /// A client certificate (mutual TLS).
+    pub fn client_identity(&self) -> ClientIdentity {
+        let (cert, key) = self.sign(&["client.test"], rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+        ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()).expect("client identity")
+    }
 }

@@ -324,3 +324,48 @@ async fn in_process_client_dispatch_commits() {
     .await
     .expect("hang");
 }
+
+/// Mutual TLS at the store level: the server requires a client certificate
+/// signed by its CA, and a store holding one joins and commits.
+async fn mutual_tls_store_commits(net: Net) {
+    use redux_cluster::transport::tls::{ClientAuth, PemSource};
+    let ca = redux_cluster_tests::TestCa::new("cluster ca");
+    let store = Scoped(Counter::start_master().expect("master"));
+    let server = store
+        .serve(
+            config(net, any_port(), ca.server_identity(&["localhost"])).client_auth(
+                ClientAuth::RequireCa(PemSource::Bytes(ca.pem.clone().into_bytes())),
+            ),
+        )
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    tokio::time::timeout(LIMIT, async {
+        let cfg = match net {
+            Net::Quic => ConnectConfig::quic(addr, "localhost", ca.trust()),
+            Net::Tcp => ConnectConfig::tcp_tls(addr, "localhost", ca.trust()),
+        };
+        let c = Counter::connect(cfg.client_identity(ca.client_identity()).relay(false))
+            .expect("connect");
+        c.ready().await.expect("ready");
+        let seq = c.commit(CounterAction::Add(4, 7)).await.expect("commit");
+        assert_eq!(seq, 1);
+        assert_eq!(c.state().total, 7);
+        assert_eq!(store.state().total, 7);
+        c.shutdown();
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn mutual_tls_store_commits_over_quic() {
+    mutual_tls_store_commits(Net::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn mutual_tls_store_commits_over_tcp_tls() {
+    mutual_tls_store_commits(Net::Tcp).await;
+}

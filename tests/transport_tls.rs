@@ -6,17 +6,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use redux_cluster::transport::quic::{quic_connect, QuicOptions, QuicServer};
 use redux_cluster::transport::tcp_tls::{tcp_tls_connect, TcpTlsOptions, TcpTlsServer};
 use redux_cluster::transport::tls::{
-    client_config, ClientAuth, ClientIdentity, Fingerprint, PemSource, ServerIdentity,
-    TransportError, Trust, KEY_FILE,
+    client_config, ClientAuth, Fingerprint, PemSource, ServerIdentity, TransportError, Trust,
+    KEY_FILE,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use redux_cluster_tests::TestCa;
 
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -28,55 +26,6 @@ async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
     match tokio::time::timeout(GUARD, f).await {
         Ok(v) => v,
         Err(_) => panic!("{what}: no event within {GUARD:?}"),
-    }
-}
-
-/// A CA and PEM certificates it signs.
-struct TestCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl TestCa {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("ca cert");
-        Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// `(cert pem, key pem)` for `names`, for a server or a client.
-    fn sign(&self, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("names");
-        params.extended_key_usages = vec![purpose];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed");
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn trust(&self) -> Trust {
-        Trust::CaPem(PemSource::Bytes(self.pem.clone().into_bytes()))
-    }
-
-    fn server_identity(&self, names: &[&str]) -> ServerIdentity {
-        let (cert, key) = self.sign(names, ExtendedKeyUsagePurpose::ServerAuth);
-        ServerIdentity::from_pem(cert.as_bytes(), key.as_bytes()).expect("server identity")
-    }
-
-    fn client_identity(&self) -> ClientIdentity {
-        let (cert, key) = self.sign(&["client.test"], ExtendedKeyUsagePurpose::ClientAuth);
-        ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()).expect("client identity")
     }
 }
 
