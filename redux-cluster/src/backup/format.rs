@@ -27,9 +27,9 @@
 //! damage, not as a wrong key or a foreign schema. The key check value (see
 //! `crypto.rs`) tells a wrong password from a tampered body.
 
-use super::crypto::{Derived, Key, KCV_LEN, NONCE_LEN, SALT_LEN, TAG_LEN};
-use super::{BackupError, Ids, KdfParams, Position};
-use crate::schema::{SchemaHash, StoreId};
+use super::crypto::{Derived, Key, NONCE_LEN, TAG_LEN};
+use super::header::{seal, Common, Kind, COMMON_LEN};
+use super::{BackupError, Ids, Position};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -47,25 +47,26 @@ pub(crate) const CHECKSUM_LEN: usize = 32;
 /// spec; the `aes-gcm` crate allows 2^36).
 pub(crate) const MAX_ENCRYPTED: u64 = (1 << 36) - 32;
 
-const FLAG_ENCRYPTED: u16 = 1;
-const CRC_AT: usize = 156;
+/// What marks a snapshot file.
+const KIND: Kind = Kind {
+    magic: MAGIC,
+    version: FORMAT_VERSION,
+    name: "backup",
+    header_len: HEADER_LEN,
+};
 
-/// A decoded snapshot header.
+/// A decoded snapshot header: the fields it shares with the journal's, then
+/// the nonce and the body length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Header {
-    pub flags: u16,
-    pub kdf: KdfParams,
-    pub ids: Ids,
-    pub position: Position,
-    pub salt: [u8; SALT_LEN],
-    pub kcv: [u8; KCV_LEN],
+    pub common: Common,
     pub nonce: [u8; NONCE_LEN],
     pub body_len: u64,
 }
 
 impl Header {
     pub fn encrypted(&self) -> bool {
-        self.flags & FLAG_ENCRYPTED != 0
+        self.common.encrypted()
     }
 
     /// The length of the whole file this header announces.
@@ -82,88 +83,20 @@ impl Header {
 
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
-        h[0..8].copy_from_slice(&MAGIC);
-        h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        h[10..12].copy_from_slice(&self.flags.to_le_bytes());
-        h[12..16].copy_from_slice(&self.kdf.memory_kib.to_le_bytes());
-        h[16..20].copy_from_slice(&self.kdf.iterations.to_le_bytes());
-        h[20..24].copy_from_slice(&self.kdf.lanes.to_le_bytes());
-        h[24..56].copy_from_slice(&self.ids.schema.0);
-        h[56..88].copy_from_slice(&self.ids.store.0);
-        h[88..96].copy_from_slice(&self.position.epoch.to_le_bytes());
-        h[96..104].copy_from_slice(&self.position.seq.to_le_bytes());
-        h[104..120].copy_from_slice(&self.salt);
-        h[120..136].copy_from_slice(&self.kcv);
-        h[136..148].copy_from_slice(&self.nonce);
+        self.common.encode(&KIND, &mut h);
+        h[COMMON_LEN..COMMON_LEN + 12].copy_from_slice(&self.nonce);
         h[148..156].copy_from_slice(&self.body_len.to_le_bytes());
-        let crc = crc32c::crc32c(&h[..CRC_AT]);
-        h[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        seal(&mut h);
         h
     }
 
     /// Decodes the header at the start of `file` (the whole file, so that a
     /// short one is reported as truncated with its length).
     pub fn decode(file: &[u8], path: &Path) -> Result<Header, BackupError> {
-        let found = file.len() as u64;
-        let truncated = |expected: u64| BackupError::Truncated {
-            path: path.into(),
-            expected,
-            found,
-        };
-        let magic_len = file.len().min(MAGIC.len());
-        if file[..magic_len] != MAGIC[..magic_len] {
-            return Err(BackupError::NotABackup {
-                path: path.into(),
-                kind: "backup",
-            });
-        }
-        if file.len() < 10 {
-            return Err(truncated(HEADER_LEN as u64));
-        }
-        let version = u16::from_le_bytes([file[8], file[9]]);
-        if version > FORMAT_VERSION {
-            return Err(BackupError::NewerFormat {
-                path: path.into(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        if file.len() < HEADER_LEN {
-            return Err(truncated(HEADER_LEN as u64));
-        }
-        let h = &file[..HEADER_LEN];
-        let crc = u32::from_le_bytes(arr(&h[CRC_AT..]));
-        if crc32c::crc32c(&h[..CRC_AT]) != crc {
-            return Err(BackupError::corrupt(path, "header checksum mismatch"));
-        }
-        if version == 0 {
-            return Err(BackupError::corrupt(path, "format version 0"));
-        }
-        let flags = u16::from_le_bytes(arr(&h[10..12]));
-        if flags & !FLAG_ENCRYPTED != 0 {
-            return Err(BackupError::corrupt(
-                path,
-                format!("unknown flags {flags:#06x}"),
-            ));
-        }
+        let (common, h) = Common::decode(file, path, &KIND)?;
         let header = Header {
-            flags,
-            kdf: KdfParams {
-                memory_kib: u32::from_le_bytes(arr(&h[12..16])),
-                iterations: u32::from_le_bytes(arr(&h[16..20])),
-                lanes: u32::from_le_bytes(arr(&h[20..24])),
-            },
-            ids: Ids {
-                schema: SchemaHash(arr(&h[24..56])),
-                store: StoreId(arr(&h[56..88])),
-            },
-            position: Position {
-                epoch: u64::from_le_bytes(arr(&h[88..96])),
-                seq: u64::from_le_bytes(arr(&h[96..104])),
-            },
-            salt: arr(&h[104..120]),
-            kcv: arr(&h[120..136]),
-            nonce: arr(&h[136..148]),
+            common,
+            nonce: arr(&h[COMMON_LEN..COMMON_LEN + 12]),
             body_len: u64::from_le_bytes(arr(&h[148..156])),
         };
         if header.encrypted() && header.body_len < TAG_LEN as u64 {
@@ -212,23 +145,14 @@ pub(crate) fn encode<'a>(
     state: &'a [u8],
     key: Option<(&Derived, [u8; NONCE_LEN])>,
 ) -> Result<Encoded<'a>, BackupError> {
-    let mut header = Header {
-        flags: 0,
-        kdf: KdfParams {
-            memory_kib: 0,
-            iterations: 0,
-            lanes: 0,
-        },
-        ids,
-        position,
-        salt: [0; SALT_LEN],
-        kcv: [0; KCV_LEN],
-        nonce: [0; NONCE_LEN],
-        body_len: state.len() as u64,
-    };
     match key {
         None => {
-            let header = header.encode();
+            let header = Header {
+                common: Common::new(ids, position, None),
+                nonce: [0; NONCE_LEN],
+                body_len: state.len() as u64,
+            }
+            .encode();
             let mut sha = Sha256::new();
             sha.update(header);
             sha.update(state);
@@ -239,13 +163,12 @@ pub(crate) fn encode<'a>(
             })
         }
         Some((key, nonce)) => {
-            header.flags = FLAG_ENCRYPTED;
-            header.kdf = key.params;
-            header.salt = key.salt;
-            header.kcv = key.check_value();
-            header.nonce = nonce;
-            header.body_len = state.len() as u64 + TAG_LEN as u64;
-            let header = header.encode();
+            let header = Header {
+                common: Common::new(ids, position, Some(key)),
+                nonce,
+                body_len: state.len() as u64 + TAG_LEN as u64,
+            }
+            .encode();
             let mut body = Vec::with_capacity(state.len() + TAG_LEN);
             body.extend_from_slice(state);
             let tag = key
@@ -293,13 +216,12 @@ pub(crate) fn decode(
             format!("{} bytes after the end of the body", found - expected),
         ));
     }
-    ids.check(&header.ids, path)?;
+    ids.check(&header.common.ids, path)?;
     // `found == expected` fits in memory, so the body length fits a usize.
     let body_end = HEADER_LEN + header.body_len as usize;
-    match (header.encrypted(), key) {
-        (false, Some(_)) => Err(BackupError::NotEncrypted { path: path.into() }),
-        (true, None) => Err(BackupError::KeyRequired { path: path.into() }),
-        (false, None) => {
+    let position = header.common.position;
+    match header.common.key_for(key, path)? {
+        None => {
             let mut sha = Sha256::new();
             sha.update(&file[..body_end]);
             if sha.finalize()[..] != file[body_end..] {
@@ -310,17 +232,9 @@ pub(crate) fn decode(
             }
             file.truncate(body_end);
             file.drain(..HEADER_LEN);
-            Ok((header.position, file, false))
+            Ok((position, file, false))
         }
-        (true, Some(key)) => {
-            header
-                .kdf
-                .check_read()
-                .map_err(|reason| BackupError::corrupt(path, reason))?;
-            let derived = key.derive(header.salt, header.kdf)?;
-            if derived.check_value() != header.kcv {
-                return Err(BackupError::WrongKey { path: path.into() });
-            }
+        Some(derived) => {
             let tag: [u8; TAG_LEN] = arr(&file[body_end - TAG_LEN..body_end]);
             let (head, rest) = file.split_at_mut(HEADER_LEN);
             let ciphertext = &mut rest[..header.body_len as usize - TAG_LEN];
@@ -334,7 +248,7 @@ pub(crate) fn decode(
                 })?;
             file.truncate(body_end - TAG_LEN);
             file.drain(..HEADER_LEN);
-            Ok((header.position, file, true))
+            Ok((position, file, true))
         }
     }
 }
@@ -342,6 +256,8 @@ pub(crate) fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::KdfParams;
+    use crate::schema::{SchemaHash, StoreId};
     use std::path::PathBuf;
 
     fn ids() -> Ids {
@@ -365,8 +281,8 @@ mod tests {
     fn header_round_trip() {
         let e = encode(ids(), POS, b"state", None).unwrap();
         let h = Header::decode(&e.header, &path()).unwrap();
-        assert_eq!(h.position, POS);
-        assert_eq!(h.ids, ids());
+        assert_eq!(h.common.position, POS);
+        assert_eq!(h.common.ids, ids());
         assert_eq!(h.body_len, 5);
         assert!(!h.encrypted());
         assert_eq!(h.encode(), e.header);

@@ -33,20 +33,18 @@
 //! off. A damaged record with an intact one after it is not a crash artifact,
 //! and is an error.
 
-use super::crypto::{self, Derived, Key, KCV_LEN, NONCE_LEN, SALT_LEN, TAG_LEN};
+use super::crypto::{self, Derived, Key, NONCE_LEN, TAG_LEN};
 use super::file::{self, Lock};
 use super::format::arr;
-use super::{BackupError, Ids, KdfParams, Position};
-use crate::schema::{SchemaHash, StoreId};
+use super::header::{seal, Common, Kind, COMMON_LEN};
+use super::{BackupError, Ids, Position};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"RCJOURNL";
 const VERSION: u16 = 1;
-const FLAG_ENCRYPTED: u16 = 1;
-const HEADER_LEN: usize = 140;
-const HEADER_CRC_AT: usize = 136;
+const HEADER_LEN: usize = COMMON_LEN + 4;
 const REC_HEAD: usize = 20;
 const REC_OVERHEAD: usize = REC_HEAD + 4;
 const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -98,125 +96,51 @@ impl Replay {
     }
 }
 
+/// What marks a journal file.
+const KIND: Kind = Kind {
+    magic: MAGIC,
+    version: VERSION,
+    name: "journal",
+    header_len: HEADER_LEN,
+};
+
+/// The journal's header: the fields every backup header has, where the
+/// position is the journal's epoch and the seq of its first action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Header {
-    flags: u16,
-    kdf: KdfParams,
-    ids: Ids,
-    epoch: u64,
-    first_seq: u64,
-    salt: [u8; SALT_LEN],
-    kcv: [u8; KCV_LEN],
+    common: Common,
 }
 
 impl Header {
     fn new(ids: Ids, start: Position, key: Option<&Derived>) -> Self {
-        Self {
-            flags: if key.is_some() { FLAG_ENCRYPTED } else { 0 },
-            kdf: key.map_or(
-                KdfParams {
-                    memory_kib: 0,
-                    iterations: 0,
-                    lanes: 0,
-                },
-                |k| k.params,
-            ),
-            ids,
+        let first = Position {
             epoch: start.epoch,
-            first_seq: start.seq.saturating_add(1),
-            salt: key.map_or([0; SALT_LEN], |k| k.salt),
-            kcv: key.map_or([0; KCV_LEN], Derived::check_value),
+            seq: start.seq.saturating_add(1),
+        };
+        Self {
+            common: Common::new(ids, first, key),
         }
-    }
-
-    fn encrypted(&self) -> bool {
-        self.flags & FLAG_ENCRYPTED != 0
     }
 
     fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
-        h[0..8].copy_from_slice(&MAGIC);
-        h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-        h[10..12].copy_from_slice(&self.flags.to_le_bytes());
-        h[12..16].copy_from_slice(&self.kdf.memory_kib.to_le_bytes());
-        h[16..20].copy_from_slice(&self.kdf.iterations.to_le_bytes());
-        h[20..24].copy_from_slice(&self.kdf.lanes.to_le_bytes());
-        h[24..56].copy_from_slice(&self.ids.schema.0);
-        h[56..88].copy_from_slice(&self.ids.store.0);
-        h[88..96].copy_from_slice(&self.epoch.to_le_bytes());
-        h[96..104].copy_from_slice(&self.first_seq.to_le_bytes());
-        h[104..120].copy_from_slice(&self.salt);
-        h[120..136].copy_from_slice(&self.kcv);
-        let crc = crc32c::crc32c(&h[..HEADER_CRC_AT]);
-        h[HEADER_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        self.common.encode(&KIND, &mut h);
+        seal(&mut h);
         h
     }
 
     fn decode(file: &[u8], path: &Path) -> Result<Self, BackupError> {
-        let found = file.len() as u64;
-        let magic_len = file.len().min(MAGIC.len());
-        if file[..magic_len] != MAGIC[..magic_len] {
-            return Err(BackupError::NotABackup {
-                path: path.into(),
-                kind: "journal",
-            });
-        }
-        if file.len() >= 10 {
-            let version = u16::from_le_bytes([file[8], file[9]]);
-            if version > VERSION {
-                return Err(BackupError::NewerFormat {
-                    path: path.into(),
-                    found: version,
-                    supported: VERSION,
-                });
-            }
-        }
-        if file.len() < HEADER_LEN {
-            return Err(BackupError::Truncated {
-                path: path.into(),
-                expected: HEADER_LEN as u64,
-                found,
-            });
-        }
-        let h = &file[..HEADER_LEN];
-        if crc32c::crc32c(&h[..HEADER_CRC_AT]) != u32::from_le_bytes(arr(&h[HEADER_CRC_AT..])) {
-            return Err(BackupError::corrupt(
-                path,
-                "journal header checksum mismatch",
-            ));
-        }
-        let flags = u16::from_le_bytes(arr(&h[10..12]));
-        if u16::from_le_bytes(arr(&h[8..10])) == 0 || flags & !FLAG_ENCRYPTED != 0 {
-            return Err(BackupError::corrupt(
-                path,
-                "bad version or flags in journal header",
-            ));
-        }
-        Ok(Self {
-            flags,
-            kdf: KdfParams {
-                memory_kib: u32::from_le_bytes(arr(&h[12..16])),
-                iterations: u32::from_le_bytes(arr(&h[16..20])),
-                lanes: u32::from_le_bytes(arr(&h[20..24])),
-            },
-            ids: Ids {
-                schema: SchemaHash(arr(&h[24..56])),
-                store: StoreId(arr(&h[56..88])),
-            },
-            epoch: u64::from_le_bytes(arr(&h[88..96])),
-            first_seq: u64::from_le_bytes(arr(&h[96..104])),
-            salt: arr(&h[104..120]),
-            kcv: arr(&h[120..136]),
-        })
+        let (common, _) = Common::decode(file, path, &KIND)?;
+        Ok(Self { common })
     }
 
     /// What every record's associated data starts with, so a record cannot
     /// be moved into another store's or another epoch's journal.
     fn aad_prefix(&self) -> [u8; AAD_PREFIX] {
         let mut a = [0u8; AAD_PREFIX];
-        a[..32].copy_from_slice(&self.ids.schema.0);
-        a[32..64].copy_from_slice(&self.ids.store.0);
-        a[64..].copy_from_slice(&self.epoch.to_le_bytes());
+        a[..32].copy_from_slice(&self.common.ids.schema.0);
+        a[32..64].copy_from_slice(&self.common.ids.store.0);
+        a[64..].copy_from_slice(&self.common.position.epoch.to_le_bytes());
         a
     }
 }
@@ -325,8 +249,8 @@ impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
             .field("path", &self.path)
-            .field("epoch", &self.header.epoch)
-            .field("first_seq", &self.header.first_seq)
+            .field("epoch", &self.header.common.position.epoch)
+            .field("first_seq", &self.header.common.position.seq)
             .field("next_seq", &self.next_seq)
             .field("size_bytes", &self.len)
             .field("encrypted", &self.key.is_some())
@@ -366,8 +290,8 @@ impl Journal {
                 let header = Header::new(ids, start, derived.as_ref());
                 file::replace(&path, &tmp, &[&header.encode()])?;
                 let replay = Replay {
-                    epoch: header.epoch,
-                    first_seq: header.first_seq,
+                    epoch: header.common.position.epoch,
+                    first_seq: header.common.position.seq,
                     records: Vec::new(),
                     truncated_bytes: 0,
                 };
@@ -377,8 +301,8 @@ impl Journal {
                 let (header, derived) = check_header(&bytes, &path, &ids, key.as_ref())?;
                 let (records, good_len) = scan(&bytes, &header, derived.as_ref(), &path)?;
                 let replay = Replay {
-                    epoch: header.epoch,
-                    first_seq: header.first_seq,
+                    epoch: header.common.position.epoch,
+                    first_seq: header.common.position.seq,
                     records,
                     truncated_bytes: (bytes.len() - good_len) as u64,
                 };
@@ -494,8 +418,8 @@ impl Journal {
             });
         }
         let from = after.seq.saturating_add(1);
-        let same_epoch = after.epoch == self.header.epoch;
-        if same_epoch && from <= self.header.first_seq {
+        let same_epoch = after.epoch == self.header.common.position.epoch;
+        if same_epoch && from <= self.header.common.position.seq {
             return Ok(()); // nothing to drop
         }
         // Where the kept records start in the file, and their first seq.
@@ -505,8 +429,8 @@ impl Journal {
             None
         };
         let mut header = self.header.clone();
-        header.epoch = after.epoch;
-        header.first_seq = keep.map_or(from, |(_, seq)| seq);
+        header.common.position.epoch = after.epoch;
+        header.common.position.seq = keep.map_or(from, |(_, seq)| seq);
         let encoded = header.encode();
         let (path, tmp) = (&self.path, &self.tmp);
         let file = &mut self.file;
@@ -599,7 +523,7 @@ impl Journal {
 
     /// The epoch the journal's seqs belong to.
     pub fn epoch(&self) -> u64 {
-        self.header.epoch
+        self.header.common.position.epoch
     }
 
     /// The journal's size on disk, in bytes: a cue for when to snapshot and
@@ -622,23 +546,8 @@ fn check_header(
     key: Option<&Key>,
 ) -> Result<(Header, Option<Derived>), BackupError> {
     let header = Header::decode(bytes, path)?;
-    ids.check(&header.ids, path)?;
-    let derived = match (header.encrypted(), key) {
-        (false, None) => None,
-        (false, Some(_)) => return Err(BackupError::NotEncrypted { path: path.into() }),
-        (true, None) => return Err(BackupError::KeyRequired { path: path.into() }),
-        (true, Some(key)) => {
-            header
-                .kdf
-                .check_read()
-                .map_err(|reason| BackupError::corrupt(path, reason))?;
-            let d = key.derive(header.salt, header.kdf)?;
-            if d.check_value() != header.kcv {
-                return Err(BackupError::WrongKey { path: path.into() });
-            }
-            Some(d)
-        }
-    };
+    ids.check(&header.common.ids, path)?;
+    let derived = header.common.key_for(key, path)?;
     Ok((header, derived))
 }
 
@@ -653,7 +562,7 @@ fn scan(
     let aad_prefix = header.aad_prefix();
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
-    let mut expected = header.first_seq;
+    let mut expected = header.common.position.seq;
     while at < bytes.len() {
         let Some(found) = parse_record(&bytes[at..]) else {
             // Torn tail, or damage in the middle? Only the last record can be
@@ -724,6 +633,8 @@ fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::KdfParams;
+    use crate::schema::{SchemaHash, StoreId};
 
     fn ids() -> Ids {
         Ids {

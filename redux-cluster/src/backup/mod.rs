@@ -44,11 +44,14 @@
 //! - `format.rs`: the snapshot file's header and its encoding, no I/O.
 //! - `crypto.rs`: Argon2id key derivation and AES-256-GCM.
 //! - `file.rs`: [`BackupFile`], atomic replace, the lock, and read.
+//! - `header.rs`: the header fields both files share, and their checks
+//!   (magic, version, checksum, flags, key).
 //! - `journal.rs`: [`Journal`], records, group commit, replay, compaction.
 
 mod crypto;
 mod file;
 mod format;
+mod header;
 mod journal;
 
 pub use crypto::{KdfParams, Key};
