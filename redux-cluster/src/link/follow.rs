@@ -87,10 +87,6 @@ impl Upstream {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         self.inner.joined.store(false, Ordering::SeqCst);
-        for c in self.inner.chans.lock().iter_mut() {
-            c.join_sent = false;
-            c.joined = false;
-        }
         let res = self
             .run_inner(reader, writer, codec, creds, heartbeat)
             .await;
