@@ -192,7 +192,7 @@ fn newer_format_version() {
             err,
             BackupError::NewerFormat {
                 found: 7,
-                supported: 1,
+                supported: redux_cluster::backup::FORMAT_VERSION,
                 ..
             }
         ),

@@ -8,10 +8,15 @@ use crate::log::{Log, LogLimits};
 use crate::reducer::Reducer;
 use crate::store::{Mode, Role, Roles};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
+
+/// A fresh master epoch: random, so two starts never share one.
+pub(crate) fn new_epoch() -> u64 {
+    rand::random::<u64>() | 1
+}
 
 /// Receives errors the store cannot return to a caller (a peer's bad frame,
 /// a refused join, a failed backup): the seed's `stderr` hook.
@@ -50,6 +55,36 @@ pub(crate) struct Core<S> {
     pub epoch: u64,
     /// Encoded recent actions, kept once some link serves followers.
     pub log: Option<Log>,
+}
+
+impl<S: Reducer> Core<S> {
+    /// The one apply loop: applies decoded actions in order (on the master,
+    /// a follower, or from a journal), keeping their encoded bytes in the
+    /// ring when there is one. Returns the seq of the last.
+    pub fn apply_packed(
+        &mut self,
+        actions: &[(S::Action, std::ops::Range<usize>)],
+        packed: &[u8],
+    ) -> u64 {
+        for (a, range) in actions {
+            if let Some(log) = &mut self.log {
+                log.push_raw(&packed[range.clone()]);
+            }
+            self.state.reduce(a);
+            self.seq += 1;
+        }
+        self.seq
+    }
+
+    /// Replaces the state wholesale (a snapshot from the master or a file).
+    pub fn install(&mut self, state: S, epoch: u64, seq: u64) {
+        self.state = state;
+        self.seq = seq;
+        self.epoch = epoch;
+        if let Some(log) = &mut self.log {
+            log.reset(seq + 1);
+        }
+    }
 }
 
 /// Where a follower's link to its master stands.
@@ -94,6 +129,8 @@ pub(crate) struct Queue {
     acked: Vec<(u64, u64)>,
     /// Set when the link will never come back.
     pub dead: Option<DispatchError>,
+    /// Actions dropped because the link died for good.
+    pub lost: usize,
 }
 
 impl Queue {
@@ -129,6 +166,8 @@ pub(crate) struct Follower {
     pub joined_once: AtomicBool,
     /// This store instance's dispatch session.
     pub session: u64,
+    /// Woken when the queue empties or the link dies for good.
+    pub drained: Notify,
 }
 
 pub(crate) struct Shared<S: Reducer> {
@@ -158,6 +197,52 @@ pub(crate) struct Shared<S: Reducer> {
     /// Background tasks this store owns (a client's reconnect loop); aborted
     /// on shutdown.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The backup task, awaited by a close so that it can flush.
+    persist: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What may leave this store: with a journal, only what is on disk.
+    durability: Durability,
+}
+
+/// The master's durability rule: with a journal, no action leaves the
+/// process (to a follower, a browser, or as an ack) before the group commit
+/// that covers it.
+#[derive(Default)]
+struct Durability {
+    journaled: AtomicBool,
+    /// Highest seq on disk (journal mode only).
+    durable: AtomicU64,
+    /// Replies held until their seq is durable, by seq.
+    held: Mutex<BTreeMap<u64, Vec<Reply>>>,
+    /// Set when the journal failed: held and later replies get this.
+    failed: Mutex<Option<String>>,
+}
+
+thread_local! {
+    /// The stores (by address) this thread holds a read guard of.
+    static GUARDS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks a read guard of one store as held by this thread while it lives,
+/// so that a dispatch from the same thread fails instead of deadlocking.
+pub(crate) struct Held(usize);
+
+impl Held {
+    pub fn new<S: Reducer>(shared: &Shared<S>) -> Self {
+        let id = shared as *const Shared<S> as usize;
+        GUARDS.with(|g| g.borrow_mut().push(id));
+        Held(id)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        GUARDS.with(|g| {
+            let mut g = g.borrow_mut();
+            if let Some(i) = g.iter().rposition(|&x| x == self.0) {
+                g.swap_remove(i);
+            }
+        });
+    }
 }
 
 impl<S: Reducer> Shared<S> {
@@ -166,7 +251,7 @@ impl<S: Reducer> Shared<S> {
             core: RwLock::new(Core {
                 state: S::default(),
                 seq: 0,
-                epoch: rand::random::<u64>() | 1,
+                epoch: new_epoch(),
                 log: None,
             }),
             seq: AtomicU64::new(0),
@@ -186,11 +271,127 @@ impl<S: Reducer> Shared<S> {
                 status: watch::channel(LinkStatus::Connecting).0,
                 joined_once: AtomicBool::new(false),
                 session: rand::random::<u64>() | 1,
+                drained: Notify::new(),
             }),
             tasks: Mutex::new(Vec::new()),
             sessions: Mutex::new(crate::session::Sessions::default()),
             snapshots: AtomicU64::new(0),
             digest_cache: Mutex::new(None),
+            durability: Durability::default(),
+            persist: Mutex::new(None),
+        }
+    }
+
+    /// Takes ownership of the backup task.
+    pub fn own_persist(&self, task: tokio::task::JoinHandle<()>) {
+        self.own_task(task.abort_handle());
+        *self.persist.lock() = Some(task);
+    }
+
+    /// Waits for the backup task to write what is applied and stop (the
+    /// store must be marked closed first).
+    pub async fn flush_persist(&self) {
+        self.wake_links();
+        let task = self.persist.lock().take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until every queued dispatch is acked; returns how many were
+    /// dropped because the link died for good.
+    pub async fn drain(&self) -> usize {
+        let Some(f) = &self.follower else { return 0 };
+        loop {
+            let drained = f.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let q = f.queue.lock();
+                if q.queued == 0 || q.dead.is_some() {
+                    return q.lost;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// Actions queued for the master and not acked yet.
+    pub fn queued(&self) -> usize {
+        self.follower.as_ref().map_or(0, |f| f.queue.lock().queued)
+    }
+
+    /// Whether this thread holds a read guard of this store.
+    fn guard_held(&self) -> bool {
+        let id = self as *const Self as usize;
+        GUARDS.with(|g| g.borrow().contains(&id))
+    }
+
+    /// From now on, actions leave this store only once a journal has
+    /// reported them durable ([`Shared::set_durable`]); `seq` is on disk.
+    pub fn start_journal(&self, seq: u64) {
+        self.durability.durable.store(seq, Ordering::SeqCst);
+        self.durability.journaled.store(true, Ordering::SeqCst);
+    }
+
+    /// The last seq that may leave this store, given the applied `seq`.
+    pub fn visible(&self, seq: u64) -> u64 {
+        if self.durability.journaled.load(Ordering::SeqCst) {
+            self.durability.durable.load(Ordering::SeqCst).min(seq)
+        } else {
+            seq
+        }
+    }
+
+    /// Answers `reply` with `seq` once `seq` is durable (at once without a
+    /// journal).
+    pub fn reply_durable(&self, seq: u64, reply: Reply) {
+        let d = &self.durability;
+        if !d.journaled.load(Ordering::SeqCst) {
+            return reply(Ok(seq));
+        }
+        let mut held = d.held.lock();
+        // Checked under the lock `set_durable` drains under: no lost reply.
+        if let Some(why) = &*d.failed.lock() {
+            drop(held);
+            return reply(Err(DispatchError::NotDurable(why.clone())));
+        }
+        if d.durable.load(Ordering::SeqCst) >= seq {
+            drop(held);
+            return reply(Ok(seq));
+        }
+        held.entry(seq).or_default().push(reply);
+    }
+
+    /// The journal has made everything up to `seq` durable: answers the
+    /// replies held for it and lets the links send it.
+    pub fn set_durable(&self, seq: u64) {
+        let d = &self.durability;
+        let ready = {
+            let mut held = d.held.lock();
+            d.durable.fetch_max(seq, Ordering::SeqCst);
+            let later = held.split_off(&(seq + 1));
+            std::mem::replace(&mut *held, later)
+        };
+        for (s, replies) in ready {
+            for r in replies {
+                r(Ok(s));
+            }
+        }
+        self.wake_links();
+    }
+
+    /// The journal failed: nothing more becomes durable. Held replies (and
+    /// later ones) fail with `why`.
+    pub fn durability_failed(&self, why: String) {
+        let d = &self.durability;
+        let held = {
+            let mut held = d.held.lock();
+            *d.failed.lock() = Some(why.clone());
+            std::mem::take(&mut *held)
+        };
+        for r in held.into_values().flatten() {
+            r(Err(DispatchError::NotDurable(why.clone())));
         }
     }
 
@@ -239,6 +440,11 @@ impl<S: Reducer> Shared<S> {
         if self.waiters.load(Ordering::SeqCst) != 0 {
             self.changed.notify_waiters();
         }
+        self.wake_links();
+    }
+
+    /// Wakes the writers of links serving followers.
+    fn wake_links(&self) {
         if self.has_links.load(Ordering::Acquire) {
             for w in self.links.lock().iter() {
                 w.notify_one();
@@ -336,7 +542,12 @@ impl<S: Reducer> Shared<S> {
     /// # Errors
     /// [`DispatchError::Encode`] when an action cannot be encoded for the
     /// followers; that action and the ones after it are not applied.
+    /// [`DispatchError::StateBorrowed`] when this thread holds a read guard
+    /// of the store (applying would wait for it for ever).
     pub fn apply_local(&self, actions: &[S::Action]) -> Result<u64, DispatchError> {
+        if self.guard_held() {
+            return Err(DispatchError::StateBorrowed);
+        }
         let seq = {
             let mut guard = self.core.write();
             let core = &mut *guard;
@@ -460,6 +671,9 @@ impl<S: Reducer> Shared<S> {
             }
         }
         q.acked_batch = q.acked_batch.max(batch);
+        if q.queued == 0 {
+            f.drained.notify_waiters();
+        }
         drop(q);
         if request != 0 {
             self.settle(request, seq);
@@ -493,6 +707,9 @@ impl<S: Reducer> Shared<S> {
                 }
             }
             q.resend = !q.inflight.is_empty();
+            if q.queued == 0 {
+                f.drained.notify_waiters();
+            }
         }
         for (request, seq) in settled {
             self.settle(request, seq);
@@ -566,7 +783,9 @@ impl<S: Reducer> Shared<S> {
                 q.segs.clear();
                 q.inflight.clear();
                 q.queued = 0;
+                q.lost += dropped;
                 q.dead = Some(err.clone());
+                f.drained.notify_waiters();
             }
             (replies, dropped)
         };

@@ -122,6 +122,19 @@ pub enum DispatchError {
     /// The store has been shut down.
     #[error("the store has been shut down")]
     Closed,
+    /// The master applied the action but its journal failed before the
+    /// action was on disk, so it was not acknowledged as durable.
+    #[error("the action was applied but not made durable: {0}")]
+    NotDurable(String),
+    /// The store closed with this many queued actions that the link to the
+    /// master could no longer deliver.
+    #[error("{0} queued actions were not delivered: the link to the master is gone for good")]
+    Undelivered(usize),
+    /// A dispatch on a master from a thread that holds a read guard of the
+    /// same store ([`crate::Store::state`]): applying would wait for that
+    /// guard for ever. Drop the guard first.
+    #[error("this thread holds a read guard of the store; drop it before dispatching")]
+    StateBorrowed,
 }
 
 /// A frame read off a link was bad. The link that sent it is closed; other

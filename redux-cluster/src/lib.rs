@@ -153,8 +153,21 @@ pub enum Error {
         /// Where.
         seq: u64,
     },
-    /// Queued dispatches were dropped because the link will not come back.
-    #[error("{0} queued actions were dropped: the link to the master is gone for good")]
+    /// This follower's state was replaced by a snapshot behind its own
+    /// position: its master restarted with a history that may be shorter
+    /// than what this follower had applied (no journal, or a torn journal
+    /// tail), so it started a new epoch. Actions between `to` and `from`
+    /// that this follower had seen may be gone.
+    #[error("rolled back by the master from epoch {:x} seq {} to epoch {:x} seq {}", from.epoch, from.seq, to.epoch, to.seq)]
+    RolledBack {
+        /// Where this follower was.
+        from: protocol::Position,
+        /// The snapshot it installed.
+        to: protocol::Position,
+    },
+    /// Queued dispatches were dropped: the link will not come back, or the
+    /// store was shut down before they were delivered.
+    #[error("{0} queued actions were dropped before the master acknowledged them")]
     Dropped(usize),
 }
 

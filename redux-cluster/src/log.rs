@@ -55,9 +55,24 @@ pub enum Read<'a> {
     Evicted,
 }
 
+/// Where a follower's dispatch batch ended in the ring: the batch's session
+/// and number, and the seq of its last action. The journal stores these
+/// with the actions, so exactly-once survives a restart of the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    /// The follower's dispatch session.
+    pub session: u64,
+    /// The batch number within the session.
+    pub batch: u64,
+    /// The seq of the batch's last action.
+    pub seq: u64,
+}
+
 /// The ring.
 pub struct Log {
     chunks: VecDeque<Chunk>,
+    /// Marks of the batches whose actions the ring holds, oldest first.
+    marks: VecDeque<Mark>,
     bytes: usize,
     limits: LogLimits,
     next_seq: u64,
@@ -68,6 +83,7 @@ impl Log {
     pub fn new(next_seq: u64, limits: LogLimits) -> Self {
         Self {
             chunks: VecDeque::new(),
+            marks: VecDeque::new(),
             bytes: 0,
             limits,
             next_seq,
@@ -77,6 +93,7 @@ impl Log {
     /// Forgets everything; the next action will be `next_seq`.
     pub fn reset(&mut self, next_seq: u64) {
         self.chunks.clear();
+        self.marks.clear();
         self.bytes = 0;
         self.next_seq = next_seq;
     }
@@ -144,12 +161,34 @@ impl Log {
                 self.bytes -= c.data.len();
             }
         }
+        let first = self.chunks.front().map_or(self.next_seq, |c| c.first_seq);
+        while self.marks.front().is_some_and(|m| m.seq < first) {
+            self.marks.pop_front();
+        }
+    }
+
+    /// Records that the actions up to `mark.seq` (already pushed) ended a
+    /// follower's dispatch batch.
+    pub fn mark(&mut self, mark: Mark) {
+        self.marks.push_back(mark);
+    }
+
+    /// The marks of batches ending at seqs `from..=to`, oldest first.
+    pub fn marks_in(&self, from: u64, to: u64) -> impl Iterator<Item = &Mark> {
+        let start = self.marks.partition_point(|m| m.seq < from);
+        self.marks.range(start..).take_while(move |m| m.seq <= to)
     }
 
     /// Reads actions starting at `seq`, at most about `budget` bytes (at
     /// least one action).
     pub fn read_from(&self, seq: u64, budget: usize) -> Read<'_> {
-        if seq >= self.next_seq {
+        self.read_until(seq, u64::MAX, budget)
+    }
+
+    /// As [`Log::read_from`], but never past action `last`: what may leave
+    /// the master (actions not yet durable stay behind).
+    pub fn read_until(&self, seq: u64, last: u64, budget: usize) -> Read<'_> {
+        if seq >= self.next_seq || seq > last {
             return Read::UpToDate;
         }
         let Some(first) = self.chunks.front() else {
@@ -175,7 +214,9 @@ impl Log {
         // Take actions until the budget is spent.
         let limit = start + budget;
         let mut take = c.ends[skip..].partition_point(|&e| (e as usize) <= limit);
-        take = take.max(1);
+        take = take
+            .max(1)
+            .min((last - seq + 1).min(u64::from(u32::MAX)) as usize);
         let end = c.ends[skip + take - 1] as usize;
         debug_assert!(end <= end_last as usize);
         Read::Actions {
@@ -244,6 +285,47 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn reads_stop_at_the_last_allowed_action() {
+        let log = log_with(10, LogLimits::default());
+        match log.read_until(4, 6, 1 << 20) {
+            Read::Actions {
+                first_seq,
+                count,
+                packed,
+            } => {
+                assert_eq!((first_seq, count, packed.len()), (4, 3, 24));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(log.read_until(7, 6, 100), Read::UpToDate);
+    }
+
+    #[test]
+    fn marks_follow_their_actions_out_of_the_ring() {
+        let mut log = Log::new(
+            1,
+            LogLimits {
+                max_bytes: 1 << 20,
+                max_actions: 32,
+            },
+        );
+        for i in 1..=100u64 {
+            log.push_raw(&i.to_le_bytes());
+            log.mark(Mark {
+                session: 1,
+                batch: i,
+                seq: i,
+            });
+        }
+        let seqs: Vec<u64> = log.marks_in(90, 95).map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![90, 91, 92, 93, 94, 95]);
+        assert!(
+            log.marks_in(1, 40).next().is_none(),
+            "evicted with their actions"
+        );
     }
 
     #[test]

@@ -8,11 +8,15 @@
 //! falls behind the ring is caught up with a snapshot, never by losing
 //! actions.
 
-use crate::backup::{BackupError, BackupFile, Ids, Journal, KdfParams, Key, Position};
+use crate::backup::{
+    BackupError, BackupFile, Ids, Journal, KdfParams, Key, Position, Replay, Snapshot,
+    FORMAT_VERSION, JOURNAL_VERSION,
+};
 use crate::codec;
 use crate::core::Shared;
-use crate::log::Read;
+use crate::log::{Mark, Read};
 use crate::reducer::Reducer;
+use crate::session::Saved;
 use parking_lot::Mutex as PlMutex;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -212,48 +216,24 @@ pub(crate) async fn start<S: Reducer>(
 
     // Restore: the snapshot, then the journal's actions after it.
     let (snap, replay) = loaded;
-    let mut loaded_seq = None;
-    if snap.is_some() || replay.as_ref().is_some_and(|r| !r.records.is_empty()) {
-        let mut core = shared.core.write();
-        if core.seq != 0 {
-            return Err(BackupError::NotFresh { seq: core.seq });
-        }
-        let path = &cfg.path;
-        let corrupt = |reason: String| BackupError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        if let Some(s) = &snap {
-            core.state = codec::decode(&s.state)
-                .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
-            core.seq = s.position.seq;
-            core.epoch = s.position.epoch;
-        }
-        if let Some(r) = &replay {
-            if snap.is_none() {
-                core.epoch = r.epoch;
-            }
-            for rec in &r.records {
-                if rec.first_seq > core.seq + 1 {
-                    return Err(corrupt(format!(
-                        "the journal starts at action {} but the snapshot ends at {}",
-                        rec.first_seq, core.seq
-                    )));
-                }
-                let actions = codec::decode_packed::<S::Action>(rec.count, &rec.payload)
-                    .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
-                for (i, (a, _)) in actions.iter().enumerate() {
-                    if rec.first_seq + i as u64 == core.seq + 1 {
-                        core.state.reduce(a);
-                        core.seq += 1;
-                    }
-                }
-            }
-        }
-        loaded_seq = Some(core.seq);
-        let seq = core.seq;
-        drop(core);
-        shared.publish_reset(seq);
+    let loaded_seq = restore(shared, &cfg.path, snap.as_ref(), replay.as_ref())?;
+    // Without a journal, actions acknowledged after the last save are gone,
+    // and followers may have seen them: a new epoch makes every follower
+    // resynchronise (and report the rollback) instead of silently running
+    // ahead. With a journal, nothing left this process before it was on
+    // disk (a torn last record was never synced, so never sent), so the
+    // history is whole and the epoch stays.
+    let renewed = loaded_seq.is_some() && !journaled;
+    if renewed {
+        shared.core.write().epoch = crate::core::new_epoch();
+    }
+    let old_format = snap.as_ref().is_some_and(|s| s.version < FORMAT_VERSION)
+        || replay.as_ref().is_some_and(|r| r.version < JOURNAL_VERSION);
+    let files = Arc::new(PlMutex::new(files));
+    if renewed || old_format {
+        // The files then hold the new epoch (and the current format: a
+        // compaction after a snapshot of everything rewrites the journal).
+        write_snapshot(shared, &files, journaled).await?;
     }
 
     let (pos, durable_now) = {
@@ -267,28 +247,109 @@ pub(crate) async fn start<S: Reducer>(
         )
     };
     let (tx, rx) = watch::channel(durable_now);
-    let files = Arc::new(PlMutex::new(files));
     let task = if journaled {
         let wake = Arc::new(Notify::new());
+        shared.start_journal(durable_now);
         shared.attach_link(&wake);
         tokio::spawn(journal_loop(Arc::clone(shared), files, wake, pos, tx))
     } else {
         tokio::spawn(backup_loop(Arc::clone(shared), files, cfg, pos, tx))
     };
-    shared.own_task(task.abort_handle());
+    shared.own_persist(task);
     Ok(Backup {
         durable: rx,
         loaded: loaded_seq,
     })
 }
 
+/// Puts a loaded snapshot and the journal's actions after it into `shared`
+/// (which must be fresh), with the dispatch sessions they carry. Returns
+/// the seq reached, if anything was loaded.
+fn restore<S: Reducer>(
+    shared: &Shared<S>,
+    path: &std::path::Path,
+    snap: Option<&Snapshot>,
+    replay: Option<&Replay>,
+) -> Result<Option<u64>, BackupError> {
+    if snap.is_none() && replay.is_none_or(|r| r.records.is_empty()) {
+        return Ok(None);
+    }
+    let corrupt = |reason: String| BackupError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    let mut sessions = shared.sessions.lock();
+    let mut core = shared.core.write();
+    if core.seq != 0 {
+        return Err(BackupError::NotFresh { seq: core.seq });
+    }
+    if let Some(s) = snap {
+        let (saved, state) = split_sessions::<Vec<Saved>>(s.version >= 2, &s.state)
+            .map_err(|e| corrupt(format!("dispatch sessions do not decode: {e}")))?;
+        let state =
+            codec::decode(state).map_err(|e| corrupt(format!("state does not decode: {e}")))?;
+        core.install(state, s.position.epoch, s.position.seq);
+        sessions.restore(saved);
+    }
+    if let Some(r) = replay {
+        if snap.is_none() {
+            core.epoch = r.epoch;
+        }
+        let from = core.seq;
+        for rec in &r.records {
+            if rec.first_seq > core.seq + 1 {
+                return Err(corrupt(format!(
+                    "the journal starts at action {} but the snapshot ends at {}",
+                    rec.first_seq, core.seq
+                )));
+            }
+            let (marks, packed) = split_sessions::<Vec<Mark>>(r.version >= 2, &rec.payload)
+                .map_err(|e| corrupt(format!("journal record's sessions do not decode: {e}")))?;
+            let actions = codec::decode_packed::<S::Action>(rec.count, packed)
+                .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
+            let skip = ((core.seq + 1 - rec.first_seq) as usize).min(actions.len());
+            core.apply_packed(&actions[skip..], packed);
+            // Marks the snapshot's table already holds are not counted twice.
+            for m in marks.iter().filter(|m| m.seq > from) {
+                sessions.record(m.session, m.batch, m.seq);
+            }
+        }
+    }
+    let seq = core.seq;
+    drop(core);
+    drop(sessions);
+    shared.publish_reset(seq);
+    Ok(Some(seq))
+}
+
+/// Splits a payload of format 2 into what precedes the data (the dispatch
+/// sessions) and the data; format 1 had only the data.
+fn split_sessions<T: serde::de::DeserializeOwned + Default>(
+    with: bool,
+    payload: &[u8],
+) -> postcard::Result<(T, &[u8])> {
+    if with {
+        postcard::take_from_bytes(payload)
+    } else {
+        Ok((T::default(), payload))
+    }
+}
+
 /// Encodes the state with its position, under a read lock.
+///
+/// The body is the dispatch session table, then the state: taken together
+/// (sessions lock, then core, as the apply path takes them) so that they
+/// match.
 fn snapshot<S: Reducer>(shared: &Shared<S>) -> Result<(Position, Vec<u8>), BackupError> {
+    let sessions = shared.sessions.lock();
     let core = shared.core.read();
-    let bytes = codec::encode(&core.state).map_err(|e| BackupError::Corrupt {
+    let encode_err = |e: postcard::Error| BackupError::Corrupt {
         path: PathBuf::new(),
         reason: format!("state does not encode: {e}"),
-    })?;
+    };
+    let mut bytes = postcard::to_stdvec(&sessions.save()).map_err(encode_err)?;
+    drop(sessions);
+    codec::encode_into(&core.state, &mut bytes).map_err(encode_err)?;
     Ok((
         Position {
             epoch: core.epoch,
@@ -334,17 +395,22 @@ async fn backup_loop<S: Reducer>(
     loop {
         let version = shared.version();
         let seq = shared.seq.load(std::sync::atomic::Ordering::SeqCst);
+        let closed = shared.closed.load(std::sync::atomic::Ordering::SeqCst);
         if seq == saved {
-            if shared.wait_change(version).await.is_none() {
+            if closed {
                 return;
             }
-            unsaved_since.get_or_insert_with(tokio::time::Instant::now);
+            if shared.wait_change(version).await.is_some() {
+                unsaved_since.get_or_insert_with(tokio::time::Instant::now);
+            }
             continue;
         }
         let since = *unsaved_since.get_or_insert_with(tokio::time::Instant::now);
         let deadline = cfg.timeout.map(|t| since + t);
-        let due =
-            seq - saved >= count || deadline.is_some_and(|d| d <= tokio::time::Instant::now());
+        // A closing store saves what it has, whatever the window.
+        let due = closed
+            || seq - saved >= count
+            || deadline.is_some_and(|d| d <= tokio::time::Instant::now());
         if due {
             match write_snapshot(&shared, &files, false).await {
                 Ok(pos) => {
@@ -359,24 +425,23 @@ async fn backup_loop<S: Reducer>(
             }
             continue;
         }
+        // A closed store (`None`) is handled at the top of the loop.
         match deadline {
             Some(d) => {
                 tokio::select! {
-                    r = shared.wait_change(version) => if r.is_none() { return },
+                    _ = shared.wait_change(version) => {}
                     _ = tokio::time::sleep_until(d) => {}
                 }
             }
             None => {
-                if shared.wait_change(version).await.is_none() {
-                    return;
-                }
+                let _ = shared.wait_change(version).await;
             }
         }
     }
 }
 
 /// Journal mode: append what the action ring holds past the cursor, one
-/// sync per batch.
+/// sync per batch, then let the store send and acknowledge it.
 async fn journal_loop<S: Reducer>(
     shared: Arc<Shared<S>>,
     files: Arc<PlMutex<Files>>,
@@ -386,60 +451,27 @@ async fn journal_loop<S: Reducer>(
 ) {
     let mut cursor = start.seq;
     loop {
-        // Copy a group of actions out of the ring.
-        let group = {
-            let core = shared.core.read();
-            if core.seq <= cursor {
-                None
-            } else if let Some(log) = &core.log {
-                let mut bytes = Vec::new();
-                let (mut first, mut count, mut evicted) = (0, 0u32, false);
-                let mut at = cursor + 1;
-                while bytes.len() < GROUP_BYTES {
-                    match log.read_from(at, GROUP_BYTES - bytes.len()) {
-                        Read::Actions {
-                            first_seq,
-                            count: n,
-                            packed,
-                        } => {
-                            if count == 0 {
-                                first = first_seq;
-                            }
-                            bytes.extend_from_slice(packed);
-                            count += n;
-                            at = first_seq + u64::from(n);
-                        }
-                        Read::UpToDate => break,
-                        Read::Evicted => {
-                            evicted = true;
-                            break;
-                        }
-                    }
-                }
-                Some((first, count, bytes, evicted))
-            } else {
-                Some((0, 0, Vec::new(), true))
-            }
-        };
-        let res = match group {
-            None => {
+        let res = match take_group(&shared, cursor) {
+            Group::UpToDate => {
                 if shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
                 wake.notified().await;
                 continue;
             }
-            Some((_, _, _, true)) => {
-                // Behind the ring: a snapshot covers what was missed.
-                write_snapshot(&shared, &files, true).await.map(|p| p.seq)
-            }
-            Some((first, count, bytes, false)) => {
+            // Behind the ring: a snapshot covers what was missed.
+            Group::Evicted => write_snapshot(&shared, &files, true).await.map(|p| p.seq),
+            Group::Actions {
+                first,
+                count,
+                payload,
+            } => {
                 let f = Arc::clone(&files);
                 let appended = blocking(move || {
                     let mut f = f.lock();
                     let big = match &mut f.journal {
                         Some(j) => {
-                            j.append(first, count, &bytes)?;
+                            j.append(first, count, &payload)?;
                             j.size_bytes() > COMPACT_BYTES
                         }
                         None => false,
@@ -447,11 +479,12 @@ async fn journal_loop<S: Reducer>(
                     Ok(big)
                 })
                 .await;
+                let last = first + u64::from(count) - 1;
                 match appended {
                     Ok(true) => write_snapshot(&shared, &files, true)
                         .await
-                        .map(|p| p.seq.max(first + u64::from(count) - 1)),
-                    Ok(false) => Ok(first + u64::from(count) - 1),
+                        .map(|p| p.seq.max(last)),
+                    Ok(false) => Ok(last),
                     Err(e) => Err(e),
                 }
             }
@@ -460,11 +493,72 @@ async fn journal_loop<S: Reducer>(
             Ok(seq) => {
                 cursor = cursor.max(seq);
                 durable.send_replace(cursor);
+                shared.set_durable(cursor);
             }
             Err(e) => {
+                shared.durability_failed(e.to_string());
                 shared.report(crate::Error::Backup(e));
                 return;
             }
         }
+    }
+}
+
+/// What the journal copies out of the ring in one go.
+enum Group {
+    UpToDate,
+    Evicted,
+    /// A record's worth: the batch marks in it, then the packed actions.
+    Actions {
+        first: u64,
+        count: u32,
+        payload: Vec<u8>,
+    },
+}
+
+/// Copies the actions after `cursor` (up to [`GROUP_BYTES`]) and the marks
+/// of the dispatch batches they end, under a read lock.
+fn take_group<S: Reducer>(shared: &Shared<S>, cursor: u64) -> Group {
+    let core = shared.core.read();
+    if core.seq <= cursor {
+        return Group::UpToDate;
+    }
+    let Some(log) = &core.log else {
+        return Group::Evicted;
+    };
+    let mut packed = Vec::new();
+    let (mut first, mut count) = (0, 0u32);
+    let mut at = cursor + 1;
+    while packed.len() < GROUP_BYTES {
+        match log.read_from(at, GROUP_BYTES - packed.len()) {
+            Read::Actions {
+                first_seq,
+                count: n,
+                packed: p,
+            } => {
+                if count == 0 {
+                    first = first_seq;
+                }
+                packed.extend_from_slice(p);
+                count += n;
+                at = first_seq + u64::from(n);
+            }
+            Read::UpToDate => break,
+            Read::Evicted => return Group::Evicted,
+        }
+    }
+    if count == 0 {
+        return Group::UpToDate;
+    }
+    let marks: Vec<Mark> = log.marks_in(first, at - 1).copied().collect();
+    let Ok(mut payload) = postcard::to_stdvec(&marks) else {
+        // Plain integers always encode; a snapshot is the safe fallback.
+        return Group::Evicted;
+    };
+    payload.extend_from_slice(&packed);
+    Group::Actions {
+        first,
+        count,
+        payload,
     }
 }

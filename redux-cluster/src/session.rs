@@ -28,6 +28,15 @@ pub(crate) struct Sessions {
     clock: u64,
 }
 
+/// One session as saved with a snapshot: its last batch and the seqs of its
+/// recent batches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Saved {
+    pub session: u64,
+    pub last_batch: u64,
+    pub recent: Vec<(u64, u64)>,
+}
+
 /// What to do with an incoming batch.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Seen {
@@ -66,6 +75,40 @@ impl Sessions {
         }
     }
 
+    /// The table as saved with a snapshot, least recently used first.
+    pub fn save(&self) -> Vec<Saved> {
+        let mut v: Vec<(&u64, &Session)> = self.map.iter().collect();
+        v.sort_by_key(|(_, s)| s.touched);
+        v.into_iter()
+            .map(|(&session, s)| Saved {
+                session,
+                last_batch: s.last_batch,
+                recent: s.recent.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Replaces the table with one saved by [`Sessions::save`].
+    pub fn restore(&mut self, saved: Vec<Saved>) {
+        self.map.clear();
+        self.clock = 0;
+        for s in saved {
+            self.clock += 1;
+            let mut recent: VecDeque<(u64, u64)> = s.recent.into();
+            while recent.len() > RECENT {
+                recent.pop_front();
+            }
+            self.map.insert(
+                s.session,
+                Session {
+                    last_batch: s.last_batch,
+                    recent,
+                    touched: self.clock,
+                },
+            );
+        }
+    }
+
     /// Batches of `session` applied after `acked`, oldest first.
     pub fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, u64)> {
         self.map.get(&session).map_or_else(Vec::new, |s| {
@@ -92,6 +135,20 @@ mod tests {
         assert_eq!(s.check(7, 3), Seen::New);
         assert_eq!(s.check(8, 1), Seen::New);
         assert_eq!(s.applied_after(7, 1), vec![(2, 12)]);
+    }
+
+    #[test]
+    fn a_saved_table_restores_the_same_answers() {
+        let mut s = Sessions::default();
+        s.record(7, 1, 10);
+        s.record(9, 4, 11);
+        s.record(7, 2, 12);
+        let mut r = Sessions::default();
+        r.restore(s.save());
+        assert_eq!(r.check(7, 2), Seen::Duplicate(Some(12)));
+        assert_eq!(r.check(9, 4), Seen::Duplicate(Some(11)));
+        assert_eq!(r.check(9, 5), Seen::New);
+        assert_eq!(r.save(), s.save());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Readers take a read guard; subscribers are woken after the lock is
 //! released, so a slow subscriber never holds up the apply path.
 
-use crate::core::{LinkStatus, Options, Shared};
+use crate::core::{Held, LinkStatus, Options, Shared};
 use crate::error::{DispatchError, JoinError, StartError};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
@@ -234,7 +234,36 @@ impl<S: Reducer> fmt::Debug for Store<S> {
 
 /// A read guard on the state. Holding it delays the next apply, so keep it
 /// short; it derefs to the state without cloning it.
-pub type StateGuard<'a, S> = MappedRwLockReadGuard<'a, S>;
+///
+/// On a master, a dispatch from the thread that holds a guard of the same
+/// store returns [`DispatchError::StateBorrowed`] instead of waiting for
+/// the guard for ever; drop the guard (or clone what you need) first.
+pub struct StateGuard<'a, S> {
+    guard: MappedRwLockReadGuard<'a, S>,
+    _held: Held,
+}
+
+impl<S> std::ops::Deref for StateGuard<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.guard
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for StateGuard<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A read guard of `shared`'s state, marked held by this thread.
+fn guard<S: Reducer>(shared: &Shared<S>) -> StateGuard<'_, S> {
+    let held = Held::new(shared);
+    StateGuard {
+        guard: RwLockReadGuard::map(shared.core.read(), |c| &c.state),
+        _held: held,
+    }
+}
 
 impl<S: Reducer> Store<S> {
     /// A builder with default options.
@@ -274,6 +303,18 @@ impl<S: Reducer> Store<S> {
     /// Dispatches an action and waits until it is committed and applied
     /// here, returning its sequence number.
     ///
+    /// What an `Ok(seq)` promises depends on the master's persistence:
+    /// - **journal** ([`crate::BackupConfig::journal`]): the action is in
+    ///   the master's journal, synced to disk; it survives a `kill -9` of
+    ///   any process, the master included, and is applied exactly once.
+    ///   (Nothing leaves the master, to followers or as an ack, before the
+    ///   group commit that covers it.)
+    /// - **snapshot backup** (`count` / `timeout`): the action is applied by
+    ///   the master; a master crash loses at most the actions of the loss
+    ///   window chosen, and followers that had seen them are rolled back
+    ///   (reported as [`crate::Error::RolledBack`]).
+    /// - **no backup**: the master holds it in memory only.
+    ///
     /// # Errors
     /// [`DispatchError`] when the action was not committed; on
     /// [`DispatchError::Disconnected`] it may or may not have been applied.
@@ -284,18 +325,20 @@ impl<S: Reducer> Store<S> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
+        let (tx, rx) = oneshot::channel();
+        let reply: crate::core::Reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
         match &self.shared.follower {
-            None => self.shared.apply_local(std::slice::from_ref(&action)),
-            Some(f) => {
-                let (tx, rx) = oneshot::channel();
-                let reply: crate::core::Reply = Box::new(move |r| {
-                    let _ = tx.send(r);
-                });
-                self.shared
-                    .enqueue(f, std::slice::from_ref(&action), Some(reply))?;
-                rx.await.unwrap_or(Err(DispatchError::Closed))
+            None => {
+                let seq = self.shared.apply_local(std::slice::from_ref(&action))?;
+                self.shared.reply_durable(seq, reply);
             }
+            Some(f) => self
+                .shared
+                .enqueue(f, std::slice::from_ref(&action), Some(reply))?,
         }
+        rx.await.unwrap_or(Err(DispatchError::Closed))
     }
 
     /// Serves this store to clients (the seed's `createServer`). Its role
@@ -358,12 +401,14 @@ impl<S: Reducer> Store<S> {
 
     /// Reads the state through a guard, without cloning it.
     pub fn state(&self) -> StateGuard<'_, S> {
-        RwLockReadGuard::map(self.shared.core.read(), |c| &c.state)
+        guard(&self.shared)
     }
 
     /// Runs `f` on the state and returns its result, with the sequence
-    /// number the state is at.
+    /// number the state is at. (A dispatch inside `f` is refused, as with a
+    /// held [`StateGuard`].)
     pub fn with<R>(&self, f: impl FnOnce(&S) -> R) -> (u64, R) {
+        let _held = Held::new(&self.shared);
         let core = self.shared.core.read();
         (core.seq, f(&core.state))
     }
@@ -456,8 +501,41 @@ impl<S: Reducer> Store<S> {
         S::ID
     }
 
-    /// Stops the store: subscribers and waiters end, dispatch fails.
+    /// Closes the store without losing what it was given: on a follower,
+    /// waits until the master has acknowledged every queued dispatch; with
+    /// a backup, waits until it has written everything applied (journal:
+    /// synced; snapshot mode: one last save). Then shuts down.
+    ///
+    /// # Errors
+    /// [`DispatchError::Undelivered`] with how many queued actions were
+    /// dropped because the link to the master died for good (a refused
+    /// join, a lost worker channel). To bound the wait for an unreachable
+    /// master, wrap this in `tokio::time::timeout` and call
+    /// [`Store::shutdown`] after it, which reports what is still queued.
+    ///
+    /// # Cancel safety
+    /// Cancelling it leaves the store running (or closed, if the dispatches
+    /// had drained).
+    pub async fn close(&self) -> Result<(), DispatchError> {
+        let lost = self.shared.drain().await;
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.flush_persist().await;
+        self.shutdown();
+        if lost > 0 {
+            return Err(DispatchError::Undelivered(lost));
+        }
+        Ok(())
+    }
+
+    /// Stops the store at once: subscribers and waiters end, dispatch
+    /// fails. Dispatches still queued for the master are dropped and
+    /// reported through the error hook ([`crate::Error::Dropped`]); use
+    /// [`Store::close`] to deliver them first.
     pub fn shutdown(&self) {
+        let queued = self.shared.queued();
+        if queued > 0 && !self.shared.closed.load(Ordering::SeqCst) {
+            self.shared.report(crate::Error::Dropped(queued));
+        }
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.stop_tasks();
         self.shared.wake_all();
@@ -500,6 +578,6 @@ impl<S: Reducer> Subscription<S> {
 
     /// Reads the state now.
     pub fn state(&self) -> StateGuard<'_, S> {
-        RwLockReadGuard::map(self.shared.core.read(), |c| &c.state)
+        guard(&self.shared)
     }
 }

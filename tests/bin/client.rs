@@ -9,6 +9,12 @@
 //! - `readonly`: join, then try a commit; print `refused: <error>`.
 //! - `follow E1 [E2 …]`: print `ready`; for each E, wait until the counter
 //!   reaches it and print `reached <total> <digest> snapshots <n>`.
+//! - `commits SLOT N W EXPECT`: N awaited commits as `SLOT`, W in flight
+//!   at a time (through master restarts); prints `acked <k>` every 500,
+//!   then waits until the counter reaches EXPECT and prints
+//!   `final <total> <digest> <seq> by <by[SLOT]> rollbacks <r>`.
+//! - `ahead SLOT N`: N awaited commits one at a time, prints `acked N`,
+//!   waits for a rollback event, prints `rolled <total> <seq>`.
 //! - `many N SLOT K EXPECT`: N client stores in this process, each
 //!   dispatching K as SLOT; print `final …` once all reach EXPECT.
 
@@ -16,6 +22,12 @@ use redux_cluster::client::ConnectConfig;
 use redux_cluster::transport::tls::Trust;
 use redux_cluster_tests::{Counter, CounterAction};
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Rollbacks this process's stores reported (see `commits`).
+static ROLLBACKS: AtomicU64 = AtomicU64::new(0);
+static ROLLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[tokio::main]
 async fn main() {
@@ -63,7 +75,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("{s}");
         let _ = std::io::stdout().flush();
     };
-    let store = Counter::connect(cfg)?;
+    let store = Counter::builder()
+        .on_error(|e| {
+            if matches!(e, redux_cluster::Error::RolledBack { .. }) {
+                ROLLBACKS.fetch_add(1, Ordering::SeqCst);
+                ROLLED.notify_waiters();
+            }
+        })
+        .connect(cfg)?;
     match args.get(1).map(String::as_str) {
         Some("count") => {
             store.ready().await?;
@@ -101,6 +120,57 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     store.snapshots_applied()
                 ));
             }
+        }
+        Some("commits") => {
+            store.ready().await?;
+            let (slot, n, w, expect) = (num(2) as u8, num(3), num(4), num(5));
+            let issued = Arc::new(AtomicU64::new(0));
+            let acked = Arc::new(AtomicU64::new(0));
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..w {
+                let (store, issued, acked) = (store.clone(), issued.clone(), acked.clone());
+                tasks.spawn(async move {
+                    while issued.fetch_add(1, Ordering::SeqCst) < n {
+                        store.commit(CounterAction::Inc(slot)).await?;
+                        let k = acked.fetch_add(1, Ordering::SeqCst) + 1;
+                        if k % 500 == 0 {
+                            println!("acked {k}");
+                            let _ = std::io::stdout().flush();
+                        }
+                    }
+                    Ok::<(), redux_cluster::DispatchError>(())
+                });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r??;
+            }
+            let seq = store.wait_until(|s| s.total >= expect).await?;
+            let s = store.get_state();
+            out(format!(
+                "final {} {} {} by {} rollbacks {}",
+                s.total,
+                s.digest,
+                seq,
+                s.by[usize::from(slot)],
+                ROLLBACKS.load(Ordering::SeqCst)
+            ));
+        }
+        Some("ahead") => {
+            store.ready().await?;
+            let (slot, n) = (num(2) as u8, num(3));
+            for _ in 0..n {
+                store.commit(CounterAction::Inc(slot)).await?;
+            }
+            out(format!("acked {n}"));
+            loop {
+                let rolled = ROLLED.notified();
+                if ROLLBACKS.load(Ordering::SeqCst) > 0 {
+                    break;
+                }
+                rolled.await;
+            }
+            let (seq, total) = store.with(|s| s.total);
+            out(format!("rolled {total} {seq}"));
         }
         Some("many") => {
             let (n, slot, k, expect) = (num(2), num(3) as u8, num(4), num(5));

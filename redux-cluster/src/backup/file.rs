@@ -24,6 +24,9 @@ pub struct Snapshot {
     pub state: Vec<u8>,
     /// Whether the file was encrypted.
     pub encrypted: bool,
+    /// The file's format version (1: the body is the state alone; 2: the
+    /// dispatch sessions, then the state).
+    pub version: u16,
 }
 
 /// A backup file, locked for writing by this handle for as long as it lives.
@@ -114,11 +117,12 @@ impl BackupFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BackupError::io(path, "read", e)),
         };
-        let (position, state, encrypted) = format::decode(bytes, ids, key, path)?;
+        let (position, state, encrypted, version) = format::decode(bytes, ids, key, path)?;
         Ok(Some(Snapshot {
             position,
             state,
             encrypted,
+            version,
         }))
     }
 }

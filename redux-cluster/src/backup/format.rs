@@ -4,7 +4,8 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "RCBACKUP"
-//!      8     2  format version (u16 LE, now 1)
+//!      8     2  format version (u16 LE, now 2: the body holds the
+//!                 dispatch sessions before the state, see persist.rs)
 //!     10     2  flags (u16 LE; bit 0: encrypted)
 //!     12     4  Argon2id memory, KiB   (u32 LE; 0 when not encrypted)
 //!     16     4  Argon2id passes        (u32 LE)
@@ -37,7 +38,7 @@ use std::path::Path;
 pub(crate) const MAGIC: [u8; 8] = *b"RCBACKUP";
 /// The newest snapshot format version this build reads and the one it
 /// writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes of the snapshot header.
 pub const HEADER_LEN: usize = 160;
 /// Bytes of the SHA-256 trailer of an unencrypted file.
@@ -197,7 +198,7 @@ pub(crate) fn decode(
     ids: &Ids,
     key: Option<&Key>,
     path: &Path,
-) -> Result<(Position, Vec<u8>, bool), BackupError> {
+) -> Result<(Position, Vec<u8>, bool, u16), BackupError> {
     let header = Header::decode(&file, path)?;
     let expected = header
         .file_len()
@@ -220,6 +221,7 @@ pub(crate) fn decode(
     // `found == expected` fits in memory, so the body length fits a usize.
     let body_end = HEADER_LEN + header.body_len as usize;
     let position = header.common.position;
+    let version = header.common.version;
     match header.common.key_for(key, path)? {
         None => {
             let mut sha = Sha256::new();
@@ -232,7 +234,7 @@ pub(crate) fn decode(
             }
             file.truncate(body_end);
             file.drain(..HEADER_LEN);
-            Ok((position, file, false))
+            Ok((position, file, false, version))
         }
         Some(derived) => {
             let tag: [u8; TAG_LEN] = arr(&file[body_end - TAG_LEN..body_end]);
@@ -248,7 +250,7 @@ pub(crate) fn decode(
                 })?;
             file.truncate(body_end - TAG_LEN);
             file.drain(..HEADER_LEN);
-            Ok((position, file, true))
+            Ok((position, file, true, version))
         }
     }
 }
@@ -293,7 +295,7 @@ mod tests {
         let e = encode(ids(), POS, b"state", None).unwrap();
         let file = join(&e);
         assert_eq!(file.len(), HEADER_LEN + 5 + CHECKSUM_LEN);
-        let (pos, state, enc) = decode(file, &ids(), None, &path()).unwrap();
+        let (pos, state, enc, _) = decode(file, &ids(), None, &path()).unwrap();
         assert_eq!((pos, state.as_slice(), enc), (POS, &b"state"[..], false));
     }
 
@@ -308,7 +310,7 @@ mod tests {
             !file.windows(6).any(|w| w == b"secret"),
             "the state is encrypted"
         );
-        let (pos, state, enc) = decode(file, &ids(), Some(&key), &path()).unwrap();
+        let (pos, state, enc, _) = decode(file, &ids(), Some(&key), &path()).unwrap();
         assert_eq!(
             (pos, state.as_slice(), enc),
             (POS, &b"secret state"[..], true)

@@ -46,6 +46,9 @@ pub(crate) struct Kind {
 /// The shared fields of a header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Common {
+    /// The format version read from the file; a header being written gets
+    /// its kind's version, whatever this says.
+    pub version: u16,
     pub flags: u16,
     pub kdf: KdfParams,
     pub ids: Ids,
@@ -60,6 +63,7 @@ impl Common {
     /// The fields of a file written under `key` (or in the clear).
     pub fn new(ids: Ids, position: Position, key: Option<&Derived>) -> Self {
         Self {
+            version: 0,
             flags: if key.is_some() { FLAG_ENCRYPTED } else { 0 },
             kdf: key.map_or(
                 KdfParams {
@@ -146,6 +150,7 @@ impl Common {
             ));
         }
         let common = Self {
+            version: version.unwrap_or(0),
             flags,
             kdf: KdfParams {
                 memory_kib: u32::from_le_bytes(arr(&h[12..16])),

@@ -4,7 +4,7 @@
 //! ```text
 //! header (140 bytes)
 //!      0   8  magic "RCJOURNL"
-//!      8   2  format version (u16 LE, now 1)
+//!      8   2  format version (u16 LE, now 2)
 //!     10   2  flags (bit 0: encrypted)
 //!     12  12  Argon2id memory KiB, passes, lanes (u32 LE each)
 //!     24  32  schema hash
@@ -43,7 +43,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"RCJOURNL";
-const VERSION: u16 = 1;
+/// The newest journal format version this build reads and the one it
+/// writes. 2: each record's payload holds the dispatch batches it applied before
+/// the actions (see persist.rs); 1: the actions alone.
+pub const JOURNAL_VERSION: u16 = 2;
+const VERSION: u16 = JOURNAL_VERSION;
 const HEADER_LEN: usize = COMMON_LEN + 4;
 const REC_HEAD: usize = 20;
 const REC_OVERHEAD: usize = REC_HEAD + 4;
@@ -82,6 +86,9 @@ pub struct Replay {
     pub first_seq: u64,
     /// The records, in order, contiguous from `first_seq`.
     pub records: Vec<Record>,
+    /// The journal's format version (1: payloads are as appended by a
+    /// build before the dispatch sessions were journaled; 2: now).
+    pub version: u16,
     /// Bytes of a torn or damaged last record that were cut off: a batch
     /// whose append had not returned when the process stopped.
     pub truncated_bytes: u64,
@@ -293,6 +300,7 @@ impl Journal {
                     epoch: header.common.position.epoch,
                     first_seq: header.common.position.seq,
                     records: Vec::new(),
+                    version: VERSION,
                     truncated_bytes: 0,
                 };
                 (header, derived, replay, HEADER_LEN as u64)
@@ -304,6 +312,7 @@ impl Journal {
                     epoch: header.common.position.epoch,
                     first_seq: header.common.position.seq,
                     records,
+                    version: header.common.version,
                     truncated_bytes: (bytes.len() - good_len) as u64,
                 };
                 (header, derived, replay, good_len as u64)
@@ -880,11 +889,11 @@ mod tests {
         std::fs::write(&p, &MAGIC[..5]).unwrap();
         assert!(matches!(open(ids(), None), BackupError::Truncated { .. }));
         let mut b = Header::new(ids(), START, None).encode().to_vec();
-        b[8] = 2;
+        b[8] = 3;
         std::fs::write(&p, &b).unwrap();
         assert!(matches!(
             open(ids(), None),
-            BackupError::NewerFormat { found: 2, .. }
+            BackupError::NewerFormat { found: 3, .. }
         ));
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -57,7 +57,7 @@ mod journal;
 pub use crypto::{KdfParams, Key};
 pub use file::{BackupFile, Snapshot};
 pub use format::{FORMAT_VERSION, HEADER_LEN};
-pub use journal::{Journal, Record, Replay};
+pub use journal::{Journal, Record, Replay, JOURNAL_VERSION};
 
 use crate::schema::{SchemaHash, StoreId};
 use std::io;

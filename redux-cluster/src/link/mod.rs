@@ -91,6 +91,8 @@ pub(crate) struct Feed {
     /// Set when the follower fell off the action ring and was sent a
     /// snapshot instead: how far behind it was. The link reports it.
     pub lagged: Option<u64>,
+    /// A snapshot frame taken at a seq not yet durable, sent once it is.
+    pub held: Option<(u64, Vec<u8>)>,
 }
 
 /// A store as seen by a link that serves followers.

@@ -546,6 +546,7 @@ fn finish_join(
             since_snapshot: 0,
             since_digest: 0,
             lagged: None,
+            held: None,
         },
     });
     link.wake.notify_one();

@@ -57,28 +57,39 @@ impl<S: Reducer> Sink for Shared<S> {
     fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), SyncError> {
         let state: S = codec::decode(state)?;
         self.snapshots.fetch_add(1, Ordering::Relaxed);
-        let applied = {
+        let joined = self
+            .follower
+            .as_ref()
+            .is_some_and(|f| f.joined_once.load(Ordering::SeqCst));
+        let (from, applied) = {
             let mut core = self.core.write();
-            if epoch != core.epoch || seq >= core.seq {
-                core.state = state;
-                core.seq = seq;
-                core.epoch = epoch;
-                if let Some(log) = &mut core.log {
-                    log.reset(seq + 1);
-                }
-            }
-            core.seq
+            let from = (core.epoch, core.seq);
+            core.install(state, epoch, seq);
+            (from, seq)
         };
         self.publish_reset(applied);
         self.resolve_acks(applied);
+        // A snapshot behind this store's position, or from another epoch,
+        // means the master could not prove our history is in its own (it
+        // restarted without a journal, say): what we had is rolled back.
+        let rolled =
+            joined && ((from.0 != epoch && from.1 > 0) || (from.0 == epoch && seq < from.1));
+        if rolled {
+            self.report(crate::Error::RolledBack {
+                from: Position {
+                    epoch: from.0,
+                    seq: from.1,
+                },
+                to: Position { epoch, seq },
+            });
+        }
         Ok(())
     }
 
     fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8]) -> Result<(), SyncError> {
         let actions = codec::decode_packed::<S::Action>(count, packed)?;
         let applied = {
-            let mut guard = self.core.write();
-            let core = &mut *guard;
+            let mut core = self.core.write();
             let expected = core.seq + 1;
             if first_seq > expected {
                 return Err(SyncError::Gap {
@@ -87,15 +98,8 @@ impl<S: Reducer> Sink for Shared<S> {
                 });
             }
             // Anything at or below our seq is already applied: skip it.
-            let skip = (expected - first_seq) as usize;
-            for (a, range) in actions.iter().skip(skip) {
-                if let Some(log) = &mut core.log {
-                    log.push_raw(&packed[range.clone()]);
-                }
-                core.state.reduce(a);
-                core.seq += 1;
-            }
-            core.seq
+            let skip = ((expected - first_seq) as usize).min(actions.len());
+            core.apply_packed(&actions[skip..], packed)
         };
         self.publish(applied);
         self.resolve_acks(applied);

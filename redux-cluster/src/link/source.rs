@@ -3,7 +3,7 @@
 use super::{Feed, Source};
 use crate::codec;
 use crate::core::{Reply, Shared};
-use crate::log::Read;
+use crate::log::{Mark, Read};
 use crate::protocol::{Actions, Digest, FrameCodec, Message, Position, Snapshot};
 use crate::reducer::Reducer;
 use crate::schema::SchemaHash;
@@ -68,26 +68,27 @@ impl<S: Reducer> Source for Shared<S> {
         let mut sessions = self.sessions.lock();
         if let Seen::Duplicate(seq) = sessions.check(session, batch) {
             drop(sessions);
+            // A batch whose seq is forgotten was applied at or before now.
             let seq = seq.unwrap_or_else(|| self.core.read().seq);
-            reply(Ok(seq));
+            self.reply_durable(seq, reply);
             return Ok(());
         }
         let seq = {
-            let mut guard = self.core.write();
-            let core = &mut *guard;
-            for (a, range) in &actions {
-                if let Some(log) = &mut core.log {
-                    log.push_raw(&packed[range.clone()]);
-                }
-                core.state.reduce(a);
-                core.seq += 1;
+            let mut core = self.core.write();
+            let seq = core.apply_packed(&actions, packed);
+            if let Some(log) = &mut core.log {
+                log.mark(Mark {
+                    session,
+                    batch,
+                    seq,
+                });
             }
-            core.seq
+            seq
         };
         sessions.record(session, batch, seq);
         drop(sessions);
         self.publish(seq);
-        reply(Ok(seq));
+        self.reply_durable(seq, reply);
         Ok(())
     }
 
@@ -103,17 +104,33 @@ impl<S: Reducer> Source for Shared<S> {
         budget: usize,
     ) -> Result<bool, FrameError> {
         let core = self.core.read();
+        // With a journal, only what is on disk may leave.
+        let limit = self.visible(core.seq);
+        if let Some((seq, _)) = &feed.held {
+            if *seq > limit {
+                return Ok(false);
+            }
+            if let Some((_, frame)) = feed.held.take() {
+                out.extend_from_slice(&frame);
+            }
+        }
         let snapshot = |feed: &mut Feed, out: &mut Vec<u8>| -> Result<(), FrameError> {
             let state = codec::encode(&core.state)?;
-            codec.encode(
-                &Message::Snapshot(Snapshot {
-                    channel: feed.channel,
-                    epoch: core.epoch,
-                    seq: core.seq,
-                    state: &state,
-                }),
-                out,
-            )?;
+            let msg = Message::Snapshot(Snapshot {
+                channel: feed.channel,
+                epoch: core.epoch,
+                seq: core.seq,
+                state: &state,
+            });
+            if core.seq <= limit {
+                codec.encode(&msg, out)?;
+            } else {
+                // Taken now (so a busy store cannot starve it), sent once
+                // durable.
+                let mut frame = Vec::new();
+                codec.encode(&msg, &mut frame)?;
+                feed.held = Some((core.seq, frame));
+            }
             feed.sent = Some(core.seq);
             feed.since_snapshot = 0;
             feed.since_digest = 0;
@@ -143,7 +160,7 @@ impl<S: Reducer> Source for Shared<S> {
             snapshot(feed, out)?;
             return Ok(false);
         };
-        if sent >= core.seq {
+        if sent >= limit {
             return Ok(false);
         }
         let resync = match self.options.mode {
@@ -164,7 +181,7 @@ impl<S: Reducer> Source for Shared<S> {
         }
         let mut used = 0;
         loop {
-            match log.read_from(sent + 1, budget.saturating_sub(used).max(1)) {
+            match log.read_until(sent + 1, limit, budget.saturating_sub(used).max(1)) {
                 Read::UpToDate => {
                     digest(feed, out)?;
                     return Ok(false);
@@ -203,7 +220,7 @@ impl<S: Reducer> Source for Shared<S> {
                     }
                     if used >= budget {
                         digest(feed, out)?;
-                        return Ok(sent < core.seq);
+                        return Ok(sent < limit);
                     }
                 }
             }

@@ -187,24 +187,33 @@ pub(crate) async fn watch<S: Reducer>(
         wake: Arc::clone(&wake),
     };
     let mut reported = false;
+    // A state read past what is durable (journal mode), held until it is:
+    // browsers never see an action the master could still lose.
+    let mut held: Option<(u64, u64, Value)> = None;
     loop {
         // A change between the last read and here left a permit: no wakeup
         // is lost.
-        match read(&shared) {
-            Ok((epoch, seq, value)) => {
-                let pos = {
-                    let mut h = history.lock();
-                    h.advance(epoch, seq, value);
-                    h.position()
-                };
-                tx.send_replace(pos);
-                reported = false;
+        if held.is_none() {
+            match read(&shared) {
+                Ok(v) => {
+                    held = Some(v);
+                    reported = false;
+                }
+                Err(e) if !reported => {
+                    reported = true;
+                    tracing::warn!(store = S::NAME, error = %e, "the state cannot be sent to browsers as JSON");
+                }
+                Err(_) => {}
             }
-            Err(e) if !reported => {
-                reported = true;
-                tracing::warn!(store = S::NAME, error = %e, "the state cannot be sent to browsers as JSON");
-            }
-            Err(_) => {}
+        }
+        if let Some((epoch, seq, value)) = held.take_if(|(_, seq, _)| shared.visible(*seq) >= *seq)
+        {
+            let pos = {
+                let mut h = history.lock();
+                h.advance(epoch, seq, value);
+                h.position()
+            };
+            tx.send_replace(pos);
         }
         if shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return;
