@@ -433,3 +433,23 @@ async fn a_client_that_never_reads_costs_bounded_memory_then_a_snapshot() {
     .await
     .expect("hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn dispatch_then_close_delivers_every_action() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::builder().start().expect("master"));
+    let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        for round in 1..=5u64 {
+            let mut c = client(&path, &["close", "2", "10"]);
+            assert_eq!(c.line().await, "closed ok");
+            c.exit().await;
+            // Closed means acknowledged, and acknowledged means applied here.
+            assert_eq!(store.state().by[2], 10 * round);
+        }
+    })
+    .await
+    .expect("within the limit");
+}

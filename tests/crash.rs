@@ -5,7 +5,10 @@
 use redux_cluster_tests::{parse_final, Proc};
 use serial_test::serial;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Guards against a hang; not a timing assertion.
@@ -24,10 +27,21 @@ struct Master {
 }
 
 async fn start_master(dir: &Path, transport: &str, mode: &str, port: u16) -> Master {
+    start_master_with(dir, transport, mode, port, "").await
+}
+
+/// As [`start_master`]; `extra` = "saved" makes it print `saved <seq>`.
+async fn start_master_with(
+    dir: &Path,
+    transport: &str,
+    mode: &str,
+    port: u16,
+    extra: &str,
+) -> Master {
     let mut proc = Proc::spawn(
         env!("CARGO_BIN_EXE_crash_master"),
         dir,
-        &[transport, mode, &port.to_string()],
+        &[transport, mode, &port.to_string(), extra],
     );
     let loaded = proc.line().await;
     let loaded: Vec<String> = loaded
@@ -125,7 +139,10 @@ async fn kill_the_master_under_awaited_commits(transport: &str) {
                 master.kill().await;
                 kills += 1;
                 master = start_master(dir.path(), transport, "journal", port).await;
-                eprintln!("kill {kills} after {progress} progress lines: restarted at {:?}", master.loaded);
+                eprintln!(
+                    "kill {kills} after {progress} progress lines: restarted at {:?}",
+                    master.loaded
+                );
                 // At random points: after 1 to 3 more progress lines.
                 next_kill = progress + 1 + random() % 3;
             }
@@ -185,7 +202,7 @@ async fn a_master_without_a_journal_rolls_followers_back_and_says_so() {
         let dir = tempfile::tempdir().expect("tempdir");
         // Saves every 1,000 actions: after 1,500 awaited commits the file
         // holds one save at 1,000..1,499, and the follower is ahead of it.
-        let mut master = start_master(dir.path(), "unix", "count", 0).await;
+        let mut master = start_master_with(dir.path(), "unix", "count", 0, "saved").await;
         let old_epoch = master.loaded[5].clone();
         let mut client = Proc::spawn(
             env!("CARGO_BIN_EXE_client"),
@@ -219,6 +236,135 @@ async fn a_master_without_a_journal_rolls_followers_back_and_says_so() {
             "the follower converged to the master"
         );
         client.exit().await;
+        master.kill().await;
+    })
+    .await
+    .expect("within the limit");
+}
+
+/// Forwards a Unix socket to `upstream`. Once `arm` is set, the next bytes
+/// from the client (a dispatch batch) are forwarded only after that
+/// connection has started dropping everything the server sends, so the
+/// master applies that batch and its ack never arrives; `withheld` is then
+/// notified.
+fn proxy(
+    listen: &Path,
+    upstream: &Path,
+    arm: Arc<AtomicBool>,
+    withheld: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(listen).expect("bind the proxy");
+    let upstream = upstream.to_path_buf();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else {
+                continue; // master down: the client retries
+            };
+            let (arm, withheld) = (Arc::clone(&arm), Arc::clone(&withheld));
+            conns.spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let dropping = AtomicBool::new(false);
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let trigger = arm.swap(false, Ordering::SeqCst);
+                        if trigger {
+                            dropping.store(true, Ordering::SeqCst);
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        if trigger {
+                            withheld.notify_one();
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if !dropping.load(Ordering::SeqCst)
+                            && cw.write_all(&buf[..n]).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn batches_applied_but_never_acked_are_applied_once_after_a_master_crash() {
+    tokio::time::timeout(LIMIT, async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = start_master_with(dir.path(), "unix", "journal", 0, "saved").await;
+        // The master's `saved` lines, read as they come.
+        let (saved_tx, mut saved) = tokio::sync::watch::channel(0u64);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut lines = master.proc;
+        let drain = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    l = lines.line() => {
+                        let seq = l.strip_prefix("saved ").expect("a saved line").parse().expect("seq");
+                        saved_tx.send_replace(seq);
+                    }
+                    _ = &mut stopped => return lines,
+                }
+            }
+        });
+        let via = dir.path().join("proxy.sock");
+        let arm = Arc::new(AtomicBool::new(false));
+        let withheld = Arc::new(tokio::sync::Notify::new());
+        let _proxy = proxy(
+            &via,
+            Path::new(&master.target),
+            Arc::clone(&arm),
+            Arc::clone(&withheld),
+        );
+        let n = 4_000u64;
+        let mut c = Proc::spawn(
+            env!("CARGO_BIN_EXE_client"),
+            &via,
+            &["commits", "1", &n.to_string(), "32", &n.to_string()],
+        );
+        assert_eq!(c.line().await, "acked 500");
+        arm.store(true, Ordering::SeqCst);
+        withheld.notified().await;
+        // Journaled past where it stood when the unacked batch went in.
+        let base = *saved.borrow_and_update();
+        saved.wait_for(|s| *s > base).await.expect("saved lines");
+        stop.send(()).expect("the drain runs");
+        let mut proc = drain.await.expect("the drain");
+        proc.child.start_kill().expect("kill -9 the master");
+        proc.child.wait().await.expect("wait for the master");
+        let master = start_master(dir.path(), "unix", "journal", 0).await;
+        assert!(master.loaded_u64(0) > base, "{:?}", master.loaded);
+        let mut done = c.line().await;
+        while done.starts_with("acked ") {
+            done = c.line().await;
+        }
+        let parts: Vec<&str> = done.split_whitespace().collect();
+        assert_eq!(parts.first(), Some(&"final"), "{done}");
+        assert_eq!(parts[1], n.to_string(), "each commit applied once: {done}");
+        assert_eq!(parts[5], n.to_string(), "{done}");
+        c.exit().await;
         master.kill().await;
     })
     .await

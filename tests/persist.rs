@@ -224,3 +224,35 @@ async fn journal_durable_acks_are_awaitable_in_process() {
     .await
     .expect("hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn close_flushes_a_snapshot_backup_and_a_journal() {
+    for mode in ["count", "journal"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("counter.backup");
+        let cfg = || {
+            let cfg = BackupConfig::new(&path).kdf(KdfParams::fast_for_tests());
+            if mode == "journal" {
+                cfg.journal()
+            } else {
+                // A window that the 10 actions below never fill.
+                cfg.count(1_000_000)
+            }
+        };
+        tokio::time::timeout(LIMIT, async {
+            let store = Counter::start_master().expect("master");
+            store.backup(cfg()).await.expect("backup");
+            for _ in 0..10 {
+                store.dispatch(CounterAction::Inc(1)).expect("dispatch");
+            }
+            store.close().await.expect("close");
+            let again = Scoped(Counter::start_master().expect("master again"));
+            let backup = again.backup(cfg()).await.expect("reload");
+            assert_eq!(backup.loaded_seq(), Some(10), "{mode}");
+            assert_eq!(again.state().total, 10, "{mode}");
+        })
+        .await
+        .expect("within the limit");
+    }
+}

@@ -58,6 +58,8 @@ counter_stores! {
     roles: "roles",
     duplicate: "duplicate",
     shutdown: "shutdown",
+    guard_dispatch: "guard_dispatch",
+    close_master: "close_master",
 }
 
 /// Fails the test if `fut` does not finish: a guard against a lost wake-up
@@ -347,5 +349,62 @@ async fn shutdown_ends_subscriptions_and_refuses_dispatch() {
     assert_eq!(
         DispatchError::Closed.to_string(),
         "the store has been shut down"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatching_while_this_thread_holds_a_guard_is_refused_not_a_deadlock() {
+    use guard_dispatch::{start, CounterAction};
+    let store = start();
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    {
+        // The pattern that used to hang: decide from a guard, dispatch.
+        let guard = store.state();
+        let res = if guard.total == 1 {
+            store.dispatch(CounterAction::Add(1))
+        } else {
+            Ok(())
+        };
+        assert_eq!(res, Err(DispatchError::StateBorrowed));
+        assert_eq!(guard.total, 1, "nothing was applied");
+    }
+    let (_, inside) = store.with(|_| store.dispatch(CounterAction::Add(1)));
+    assert_eq!(inside, Err(DispatchError::StateBorrowed));
+    // A guard held by another thread only delays a dispatch.
+    let other = store.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let g = other.state();
+        held_tx.send(g.total).expect("send");
+        release_rx.recv().expect("release");
+    });
+    assert_eq!(held_rx.recv().expect("held"), 1);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.dispatch(CounterAction::Add(1)))
+    };
+    release_tx.send(()).expect("release");
+    reader.join().expect("reader");
+    assert_eq!(writer.join().expect("writer"), Ok(()));
+    // Once the guard is gone, this thread dispatches again.
+    within(store.commit(CounterAction::Add(1)))
+        .await
+        .expect("commit");
+    assert_eq!(store.state().total, 3);
+    store.shutdown();
+}
+
+#[tokio::test]
+async fn close_on_a_master_stops_the_store() {
+    use close_master::{start, CounterAction};
+    let store = start();
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    within(store.close())
+        .await
+        .expect("nothing queued on a master");
+    assert_eq!(
+        store.dispatch(CounterAction::Add(1)),
+        Err(DispatchError::Closed)
     );
 }

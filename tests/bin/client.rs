@@ -13,6 +13,8 @@
 //!   at a time (through master restarts); prints `acked <k>` every 500,
 //!   then waits until the counter reaches EXPECT and prints
 //!   `final <total> <digest> <seq> by <by[SLOT]> rollbacks <r>`.
+//! - `close SLOT K`: K fire-and-forget dispatches, then `close()`; prints
+//!   `closed ok` or `closed: <error>`.
 //! - `ahead SLOT N`: N awaited commits one at a time, prints `acked N`,
 //!   waits for a rollback event, prints `rolled <total> <seq>`.
 //! - `many N SLOT K EXPECT`: N client stores in this process, each
@@ -154,6 +156,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 s.by[usize::from(slot)],
                 ROLLBACKS.load(Ordering::SeqCst)
             ));
+        }
+        Some("close") => {
+            store.ready().await?;
+            let (slot, k) = (num(2) as u8, num(3));
+            for _ in 0..k {
+                store.dispatch(CounterAction::Inc(slot))?;
+            }
+            match store.close().await {
+                Ok(()) => out("closed ok".into()),
+                Err(e) => out(format!("closed: {e}")),
+            }
         }
         Some("ahead") => {
             store.ready().await?;

@@ -1,12 +1,13 @@
 //! A serving master for the crash tests: the test kills it with SIGKILL and
 //! starts it again on the same files.
 //!
-//! Usage: `crash_master <dir> <unix|tcp> <journal|count> [port]`. Loads
+//! Usage: `crash_master <dir> <unix|tcp> <journal|count> <port> [saved]`. Loads
 //! `<dir>/counter.backup` (and its journal), serves on `<dir>/sock` or on
 //! TCP+TLS at 127.0.0.1:port (port 0: any; the certificate is kept in
 //! `<dir>/tls`), prints `loaded <seq> <total> <by1> <by2> <by3> <epoch>`,
 //! then `serving <target>` (a target the `client` binary takes), then
-//! `saved <seq>` whenever more is on disk, until it is killed.
+//! (with `saved`) `saved <seq>` whenever more is on disk, until it is
+//! killed.
 
 use redux_cluster::server::ServeConfig;
 use redux_cluster::transport::tls::ServerIdentity;
@@ -64,6 +65,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("serving {target}");
     std::io::stdout().flush()?;
+    if args.get(4).map(String::as_str) != Some("saved") {
+        std::future::pending::<()>().await;
+    }
     // Then `saved <seq>` each time more is on disk.
     let mut saved = backup.durable_seq();
     loop {
