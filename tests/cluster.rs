@@ -453,3 +453,116 @@ async fn dispatch_then_close_delivers_every_action() {
     .await
     .expect("within the limit");
 }
+
+mod unordered {
+    use redux_cluster::{reducer, ClusterStore};
+    use serde::{Deserialize, Serialize};
+    use std::collections::{HashMap, HashSet};
+
+    /// A map whose iteration order differs in every process (and map).
+    #[derive(ClusterStore, Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+    #[cluster_store(name = "tally")]
+    pub struct Tally {
+        pub by: HashMap<u32, u64>,
+    }
+
+    #[reducer(Tally)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub enum TallyAction {
+        Hit(u32),
+    }
+
+    fn reduce(s: &mut Tally, a: &TallyAction) {
+        let TallyAction::Hit(k) = a;
+        *s.by.entry(*k).or_default() += 1;
+    }
+
+    /// A set: no canonical order, so never compared by digest.
+    #[derive(ClusterStore, Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+    #[cluster_store(name = "seen")]
+    pub struct Seen {
+        pub keys: HashSet<u32>,
+    }
+
+    #[reducer(Seen, apply = reduce_seen)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub enum SeenAction {
+        Saw(u32),
+    }
+
+    fn reduce_seen(s: &mut Seen, a: &SeenAction) {
+        let SeenAction::Saw(k) = a;
+        s.keys.insert(*k);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn hash_maps_and_sets_in_the_state_raise_no_false_divergence() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::Schema;
+    use unordered::{Seen, SeenAction, Tally, TallyAction};
+    const { assert!(<Tally as Schema>::ORDERED) };
+    const { assert!(!<Seen as Schema>::ORDERED) };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let on = || {
+        let s = Arc::clone(&seen);
+        move |e: &Error| s.lock().expect("lock").push(e.to_string())
+    };
+    let tally = Tally::builder()
+        .resync(0)
+        .digest_every(1000)
+        .on_error(on())
+        .start()
+        .expect("master");
+    let set = Seen::builder()
+        .resync(0)
+        .digest_every(1000)
+        .on_error(on())
+        .start()
+        .expect("master");
+    let path2 = dir.path().join("seen.sock");
+    let _server = tally.serve(ServeConfig::unix(&path)).await.expect("serve");
+    let _server2 = set.serve(ServeConfig::unix(&path2)).await.expect("serve");
+    tokio::time::timeout(LIMIT, async {
+        let connect = |p: &PathBuf| ConnectConfig::unix(p).relay(false);
+        let t = Tally::builder()
+            .on_error(on())
+            .connect(connect(&path))
+            .expect("client");
+        let s = Seen::builder()
+            .on_error(on())
+            .connect(connect(&path2))
+            .expect("client");
+        t.ready().await.expect("joined");
+        s.ready().await.expect("joined");
+        for i in 0..50_000u32 {
+            tally.dispatch(TallyAction::Hit(i % 997)).expect("dispatch");
+            set.dispatch(SeenAction::Saw(i % 997)).expect("dispatch");
+        }
+        t.wait_for(50_000).await.expect("all applied");
+        s.wait_for(50_000).await.expect("all applied");
+        assert_eq!(*t.state(), *tally.state());
+        assert_eq!(*s.state(), *set.state());
+        assert_eq!(
+            t.snapshots_applied(),
+            1,
+            "only the join snapshot: no repair"
+        );
+        assert_eq!(
+            s.snapshots_applied(),
+            1,
+            "only the join snapshot: no repair"
+        );
+        t.shutdown();
+        s.shutdown();
+    })
+    .await
+    .expect("within the limit");
+    tally.shutdown();
+    set.shutdown();
+    let errors = seen.lock().expect("lock").clone();
+    assert!(!errors.iter().any(|e| e.contains("diverged")), "{errors:?}");
+}

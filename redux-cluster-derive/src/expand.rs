@@ -209,14 +209,35 @@ fn schema_impl(input: &Input) -> TokenStream {
             )
         }
     };
+    let ordered = ordered(&input.shape);
     quote! {
         impl #impl_g ::redux_cluster::Schema for #ident #ty_g #where_c {
             const HASH: ::redux_cluster::SchemaHash = #hash;
+            const ORDERED: bool = #ordered;
             fn describe(out: &mut ::std::string::String) {
                 #describe
             }
         }
     }
+}
+
+/// `true && <T as Schema>::ORDERED && ...` over every field type.
+fn ordered(shape: &Shape) -> TokenStream {
+    let all: Vec<&Fields> = match shape {
+        Shape::Struct(f) => vec![f],
+        Shape::Enum(vs) => vs.iter().map(|v| &v.fields).collect(),
+    };
+    let mut out = quote!(true);
+    for f in all {
+        let tys: Vec<&Type> = match f {
+            Fields::Named(v) | Fields::Unnamed(v) => v.iter().map(|f| &f.ty).collect(),
+            Fields::Unit => Vec::new(),
+        };
+        for ty in tys {
+            out.extend(quote_spanned!(ty.span()=> && <#ty as ::redux_cluster::Schema>::ORDERED));
+        }
+    }
+    out
 }
 
 /// The hash chain and description statements for serde attributes in

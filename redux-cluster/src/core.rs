@@ -503,17 +503,20 @@ impl<S: Reducer> Shared<S> {
         }
     }
 
-    /// SHA-256 of the postcard form of the state in `core`, cached per
-    /// (epoch, seq) so that many links share one computation.
+    /// The canonical digest of the state in `core` (see `digest.rs`),
+    /// cached per (epoch, seq) so that many links share one computation;
+    /// `None` for a state that cannot be compared.
     pub fn digest_of(&self, core: &Core<S>) -> Option<[u8; 32]> {
-        use sha2::{Digest, Sha256};
+        // A state holding a `HashSet` has no canonical order to digest.
+        if !<S as crate::Schema>::ORDERED {
+            return None;
+        }
         if let Some((e, s, d)) = *self.digest_cache.lock() {
             if (e, s) == (core.epoch, core.seq) {
                 return Some(d);
             }
         }
-        let bytes = codec::encode(&core.state).ok()?;
-        let d: [u8; 32] = Sha256::digest(&bytes).into();
+        let d = crate::digest::of(&core.state).ok()?;
         *self.digest_cache.lock() = Some((core.epoch, core.seq, d));
         Some(d)
     }

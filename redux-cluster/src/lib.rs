@@ -34,6 +34,7 @@
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
 //! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
 //! - `codec.rs`: the postcard serializers.
+//! - `digest.rs`: state digests over a canonical encoding (maps sorted).
 //! - `log.rs`: the ring of recent encoded actions that followers copy.
 //! - `protocol/`: messages and the frame codec, with no I/O.
 //! - `connection.rs`: framed reading and writing over any byte stream.
@@ -63,6 +64,7 @@ mod codec;
 mod connection;
 mod const_sha256;
 mod core;
+mod digest;
 mod error;
 mod link;
 mod log;

@@ -104,6 +104,14 @@ pub trait Schema {
     /// The structural hash.
     const HASH: SchemaHash;
 
+    /// Whether two equal values always serialize their elements in the
+    /// same order in every process. False for a `HashSet` (its order comes
+    /// from a per-process random seed) and anything holding one; maps are
+    /// fine, because state digests sort map entries. A state that is not
+    /// ordered is not compared by digest (see
+    /// [`crate::StoreBuilder::digest_every`]).
+    const ORDERED: bool = true;
+
     /// Appends a readable form of the structure (for mismatch reports).
     fn describe(out: &mut String);
 }
@@ -149,6 +157,7 @@ macro_rules! wrapper {
     ($($name:literal: $t:ident),* $(,)?) => {$(
         impl<T: Schema + ?Sized> Schema for $t<T> {
             const HASH: SchemaHash = SchemaHasher::new($name).child(T::HASH).finish();
+            const ORDERED: bool = T::ORDERED;
             fn describe(out: &mut String) {
                 out.push_str(concat!($name, "<"));
                 T::describe(out);
@@ -161,9 +170,10 @@ macro_rules! wrapper {
 wrapper! { "Box": Box, "Arc": Arc, "Rc": Rc }
 
 macro_rules! seq {
-    ($($name:literal: $t:ident $(+ $bound:path)*),* $(,)?) => {$(
+    ($($name:literal: $t:ident $(+ $bound:path)* => $ordered:literal),* $(,)?) => {$(
         impl<T: Schema $(+ $bound)*> Schema for $t<T> {
             const HASH: SchemaHash = SchemaHasher::new($name).child(T::HASH).finish();
+            const ORDERED: bool = $ordered && T::ORDERED;
             fn describe(out: &mut String) {
                 out.push_str(concat!($name, "<"));
                 T::describe(out);
@@ -174,12 +184,14 @@ macro_rules! seq {
 }
 
 seq! {
-    "Vec": Vec, "Vec": VecDeque, "Vec": LinkedList, "Vec": BinaryHeap + Ord,
-    "Option": Option, "Set": BTreeSet, "Set": HashSet,
+    "Vec": Vec => true, "Vec": VecDeque => true, "Vec": LinkedList => true,
+    "Vec": BinaryHeap + Ord => true, "Option": Option => true,
+    "Set": BTreeSet => true, "Set": HashSet => false,
 }
 
 impl<T: Schema> Schema for [T] {
     const HASH: SchemaHash = SchemaHasher::new("Vec").child(T::HASH).finish();
+    const ORDERED: bool = T::ORDERED;
     fn describe(out: &mut String) {
         out.push_str("Vec<");
         T::describe(out);
@@ -192,6 +204,7 @@ impl<T: Schema, const N: usize> Schema for [T; N] {
         .count(N as u64)
         .child(T::HASH)
         .finish();
+    const ORDERED: bool = T::ORDERED;
     fn describe(out: &mut String) {
         out.push('[');
         T::describe(out);
@@ -204,6 +217,7 @@ impl<K: Schema, V: Schema, H> Schema for HashMap<K, V, H> {
         .child(K::HASH)
         .child(V::HASH)
         .finish();
+    const ORDERED: bool = K::ORDERED && V::ORDERED;
     fn describe(out: &mut String) {
         out.push_str("Map<");
         K::describe(out);
@@ -215,6 +229,7 @@ impl<K: Schema, V: Schema, H> Schema for HashMap<K, V, H> {
 
 impl<K: Schema, V: Schema> Schema for BTreeMap<K, V> {
     const HASH: SchemaHash = <HashMap<K, V> as Schema>::HASH;
+    const ORDERED: bool = K::ORDERED && V::ORDERED;
     fn describe(out: &mut String) {
         <HashMap<K, V> as Schema>::describe(out)
     }
@@ -225,6 +240,7 @@ macro_rules! tuple {
         impl<$($t: Schema),+> Schema for ($($t,)+) {
             const HASH: SchemaHash = SchemaHasher::new("tuple").count($n)
                 $(.child($t::HASH))+ .finish();
+            const ORDERED: bool = true $(&& $t::ORDERED)+;
             fn describe(out: &mut String) {
                 out.push('(');
                 $( $t::describe(out); out.push(','); )+
@@ -254,6 +270,7 @@ impl<T: Schema, E: Schema> Schema for Result<T, E> {
         .count(1)
         .child(E::HASH)
         .finish();
+    const ORDERED: bool = T::ORDERED && E::ORDERED;
     fn describe(out: &mut String) {
         out.push_str("enum{Ok(");
         T::describe(out);
@@ -298,6 +315,7 @@ same_as! {
 
 impl<T: Schema + ToOwned + ?Sized> Schema for std::borrow::Cow<'_, T> {
     const HASH: SchemaHash = T::HASH;
+    const ORDERED: bool = T::ORDERED;
     fn describe(out: &mut String) {
         T::describe(out)
     }

@@ -119,7 +119,10 @@ impl<S: Reducer> StoreBuilder<S> {
     /// Send followers a digest of the state every `n` actions (default
     /// 10,000; 0 turns it off). A follower whose state differs (a
     /// non-deterministic reducer) reports it and is repaired with a
-    /// snapshot.
+    /// snapshot. Digests are taken over a canonical encoding (map entries
+    /// sorted), so a `HashMap` in the state compares equal across
+    /// processes; a state holding a `HashSet` (whose order no encoding can
+    /// recover) is never compared: use a `BTreeSet` to keep the check.
     pub fn digest_every(mut self, n: u64) -> Self {
         self.options.digest_every = n;
         self
