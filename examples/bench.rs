@@ -12,6 +12,10 @@
 //! The run ends when every process has applied every action; `exact` is
 //! true only if every process ended at exactly the expected state.
 //!
+//! `--dispatcher commits --w W`: each peer makes K awaited commits with W
+//! in flight; `--journal` puts the master in journal mode (acks wait for
+//! the group commit). p50/p99 are per-commit latencies seen by peer 1.
+//!
 //! `--scenario journal --k K`: one process in journal mode; prints durable
 //! actions per second (the clock stops when action K is on disk).
 
@@ -35,6 +39,8 @@ struct Args {
     keys: u32,
     idle: u32,
     scenario: String,
+    w: u64,
+    journal: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
         keys: 0,
         idle: 0,
         scenario: "sync".into(),
+        w: 1,
+        journal: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +70,8 @@ fn parse_args() -> Result<Args, String> {
             "--keys" => a.keys = val()?.parse().map_err(|e| format!("--keys: {e}"))?,
             "--scenario" => a.scenario = val()?,
             "--idle" => a.idle = val()?.parse().map_err(|e| format!("--idle: {e}"))?,
+            "--w" => a.w = val()?.parse().map_err(|e| format!("--w: {e}"))?,
+            "--journal" => a.journal = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -71,7 +81,10 @@ fn parse_args() -> Result<Args, String> {
             a.transport
         ));
     }
-    if !matches!(a.dispatcher.as_str(), "peers" | "master" | "latency") {
+    if !matches!(
+        a.dispatcher.as_str(),
+        "peers" | "master" | "latency" | "commits"
+    ) {
         return Err(format!("unknown dispatcher {}", a.dispatcher));
     }
     if !matches!(a.mode.as_str(), "action" | "snapshot") {
@@ -86,7 +99,7 @@ fn parse_args() -> Result<Args, String> {
 /// Actions every process must end up having applied.
 fn expected_total(a: &Args) -> u64 {
     match a.dispatcher.as_str() {
-        "peers" => a.k * u64::from(a.peers),
+        "peers" | "commits" => a.k * u64::from(a.peers),
         "master" => a.k,
         _ => a.n,
     }
@@ -95,7 +108,7 @@ fn expected_total(a: &Args) -> u64 {
 fn exact(a: &Args, s: &Bench) -> bool {
     let total = expected_total(a);
     let per_source_ok = match a.dispatcher.as_str() {
-        "peers" => (1..=a.peers as usize).all(|i| s.by.get(i).copied() == Some(a.k)),
+        "peers" | "commits" => (1..=a.peers as usize).all(|i| s.by.get(i).copied() == Some(a.k)),
         "master" => s.by.first().copied() == Some(a.k),
         _ => s.by.iter().sum::<u64>() == a.n,
     };
@@ -187,6 +200,12 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         store.dispatch(BenchAction::Fill(a.keys))?;
     }
     let dir = std::env::temp_dir().join(format!("rc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    if a.journal {
+        store
+            .backup(redux_cluster::BackupConfig::new(dir.join("bench.backup")).journal())
+            .await?;
+    }
     let mut workers = Vec::new();
     let mut peers = Peers(Vec::new());
     let mut servers = Vec::new();
@@ -251,10 +270,12 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let actions_per_s = total as f64 / elapsed.as_secs_f64();
     let fmt = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.1}"));
     println!(
-        "{{\"system\":\"rust\",\"transport\":\"{}\",\"mode\":\"{}\",\"dispatcher\":\"{}\",\"peers\":{},\"k\":{},\"keys\":{},\"actions_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"coord_rss_mib\":{:.1},\"peer_rss_mib\":{:.1},\"exact\":{}}}",
+        "{{\"system\":\"rust\",\"transport\":\"{}\",\"mode\":\"{}\",\"dispatcher\":\"{}\",\"w\":{},\"journal\":{},\"peers\":{},\"k\":{},\"keys\":{},\"actions_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"coord_rss_mib\":{:.1},\"peer_rss_mib\":{:.1},\"exact\":{}}}",
         a.transport,
         a.mode,
         a.dispatcher,
+        a.w,
+        a.journal,
         a.peers,
         if a.dispatcher == "latency" { a.n } else { a.k },
         a.keys,
@@ -357,17 +378,13 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 store.commit(BenchAction::Inc(id as u16)).await?;
                 samples.push(t.elapsed());
             }
-            samples.sort_unstable();
-            let pct = |p: f64| -> f64 {
-                let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-                samples
-                    .get(i)
-                    .copied()
-                    .unwrap_or(Duration::ZERO)
-                    .as_secs_f64()
-                    * 1e6
-            };
-            latency = Some((pct(0.50), pct(0.99), pct(1.0)));
+            latency = Some(percentiles(samples));
+        }
+        "commits" => {
+            let samples = commits(&store, id as u16, a.k, a.w).await?;
+            if id == 1 {
+                latency = Some(percentiles(samples));
+            }
         }
         _ => {}
     }
@@ -388,4 +405,48 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         }))
         .await?;
     Ok(())
+}
+
+/// K awaited commits as `src`, W in flight; returns each one's latency.
+async fn commits(
+    store: &redux_cluster::Store<Bench>,
+    src: u16,
+    k: u64,
+    w: u64,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let issued = std::sync::Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..w.max(1) {
+        let (store, issued) = (store.clone(), std::sync::Arc::clone(&issued));
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            while issued.fetch_add(1, Ordering::Relaxed) < k {
+                let t = Instant::now();
+                store.commit(BenchAction::Inc(src)).await?;
+                samples.push(t.elapsed());
+            }
+            Ok::<_, redux_cluster::DispatchError>(samples)
+        });
+    }
+    let mut all = Vec::with_capacity(k as usize);
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r??);
+    }
+    Ok(all)
+}
+
+/// p50, p99 and max of `samples`, in microseconds.
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64()
+            * 1e6
+    };
+    (pct(0.50), pct(0.99), pct(1.0))
 }

@@ -5,10 +5,12 @@
 use crate::codec;
 use crate::error::DispatchError;
 use crate::log::{Log, LogLimits};
+pub(crate) use crate::outbox::Reply;
+use crate::outbox::{self, Outbox};
 use crate::reducer::Reducer;
 use crate::store::{Mode, Role, Roles};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
@@ -96,50 +98,6 @@ pub(crate) enum LinkStatus {
     Down,
 }
 
-/// A batch of dispatches: queued, then in flight until the master acks it.
-pub(crate) struct Seg {
-    /// Batch number in this store's session; 0 until sent.
-    pub batch: u64,
-    pub request: u64,
-    pub count: u32,
-    pub bytes: Vec<u8>,
-}
-
-/// Largest batch of queued dispatches in one frame.
-const SEG_BYTES: usize = 256 * 1024;
-
-/// Called once with the fate of a dispatch: its commit seq, or why not.
-pub(crate) type Reply = Box<dyn FnOnce(Result<u64, DispatchError>) + Send>;
-
-#[derive(Default)]
-pub(crate) struct Queue {
-    /// Not sent yet.
-    pub segs: VecDeque<Seg>,
-    /// Sent, not acked: re-sent after a reconnect.
-    pub inflight: VecDeque<Seg>,
-    /// Actions in `segs` and `inflight`.
-    pub queued: usize,
-    pub next_batch: u64,
-    pub acked_batch: u64,
-    /// Set on rejoin: send `inflight` again before anything new.
-    pub resend: bool,
-    next_request: u64,
-    waiting: HashMap<u64, Reply>,
-    /// Acks for sequence numbers not applied here yet: (seq, request).
-    acked: Vec<(u64, u64)>,
-    /// Set when the link will never come back.
-    pub dead: Option<DispatchError>,
-    /// Actions dropped because the link died for good.
-    pub lost: usize,
-}
-
-impl Queue {
-    /// Removes and returns the reply waiting on `request`.
-    pub fn take_waiting(&mut self, request: u64) -> Option<Reply> {
-        self.waiting.remove(&request)
-    }
-}
-
 /// Counts one parked waiter for as long as it lives.
 struct Waiting<'a>(&'a AtomicUsize);
 
@@ -160,7 +118,7 @@ impl Drop for Waiting<'_> {
 pub(crate) struct Follower {
     /// Wakes the link's writer.
     pub wake: Arc<Notify>,
-    pub queue: Mutex<Queue>,
+    pub queue: Mutex<Outbox>,
     pub status: watch::Sender<LinkStatus>,
     /// Whether the store has joined once (so it can resume).
     pub joined_once: AtomicBool,
@@ -267,7 +225,7 @@ impl<S: Reducer> Shared<S> {
             has_links: AtomicBool::new(false),
             follower: follower.map(|wake| Follower {
                 wake,
-                queue: Mutex::new(Queue::default()),
+                queue: Mutex::new(Outbox::default()),
                 status: watch::channel(LinkStatus::Connecting).0,
                 joined_once: AtomicBool::new(false),
                 session: rand::random::<u64>() | 1,
@@ -306,11 +264,8 @@ impl<S: Reducer> Shared<S> {
             let drained = f.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            {
-                let q = f.queue.lock();
-                if q.queued == 0 || q.dead.is_some() {
-                    return q.lost;
-                }
+            if let Some(lost) = f.queue.lock().drained() {
+                return lost;
             }
             drained.await;
         }
@@ -318,7 +273,9 @@ impl<S: Reducer> Shared<S> {
 
     /// Actions queued for the master and not acked yet.
     pub fn queued(&self) -> usize {
-        self.follower.as_ref().map_or(0, |f| f.queue.lock().queued)
+        self.follower
+            .as_ref()
+            .map_or(0, |f| f.queue.lock().queued())
     }
 
     /// Whether this thread holds a read guard of this store.
@@ -600,201 +557,75 @@ impl<S: Reducer> Shared<S> {
         reply: Option<Reply>,
         write: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
     ) -> Result<(), DispatchError> {
-        let refused = {
-            let q = f.queue.lock();
-            if let Some(e) = &q.dead {
-                Some(e.clone())
-            } else if q.queued + count > self.options.max_queue {
-                Some(DispatchError::QueueFull(self.options.max_queue))
-            } else {
-                None
-            }
-        };
-        if let Some(e) = refused {
-            if let Some(reply) = reply {
-                reply(Err(e.clone()));
-            }
-            return Err(e);
+        let (res, ready) = f
+            .queue
+            .lock()
+            .enqueue(count, reply, self.options.max_queue, write);
+        outbox::run(ready);
+        if res.is_ok() {
+            f.wake.notify_one();
         }
-        {
-            let mut q = f.queue.lock();
-            let request = match reply {
-                Some(tx) => {
-                    q.next_request += 1;
-                    let r = q.next_request;
-                    q.waiting.insert(r, tx);
-                    r
-                }
-                None => 0,
-            };
-            let mergeable = request == 0
-                && q.segs
-                    .back()
-                    .is_some_and(|s| s.request == 0 && s.bytes.len() < SEG_BYTES);
-            if !mergeable {
-                q.segs.push_back(Seg {
-                    batch: 0,
-                    request,
-                    count: 0,
-                    bytes: Vec::new(),
-                });
-            }
-            let q = &mut *q;
-            let Some(seg) = q.segs.back_mut() else {
-                return Err(DispatchError::Closed);
-            };
-            let before = seg.bytes.len();
-            if let Err(e) = write(&mut seg.bytes) {
-                seg.bytes.truncate(before);
-                if seg.count == 0 {
-                    q.segs.pop_back();
-                }
-                let err = DispatchError::Encode(e.to_string());
-                if let Some(reply) = q.waiting.remove(&request) {
-                    // Runs under the queue lock; replies never take it.
-                    reply(Err(err.clone()));
-                }
-                return Err(err);
-            }
-            seg.count += count as u32;
-            q.queued += count;
-        }
-        f.wake.notify_one();
-        Ok(())
+        res
     }
 
-    /// Records the master's ack of `batch` (holding `request`, if nonzero)
-    /// committed at `seq`; the request resolves once `seq` is applied here.
-    pub fn ack(&self, batch: u64, request: u64, seq: u64) {
+    /// Runs `step` on the outbox with this store's applied seq, then the
+    /// replies it made ready, and wakes `close` if it drained.
+    fn with_outbox(&self, step: impl FnOnce(&mut Outbox, u64) -> outbox::Ready) {
         let Some(f) = &self.follower else { return };
-        let mut q = f.queue.lock();
-        while q.inflight.front().is_some_and(|s| s.batch <= batch) {
-            if let Some(seg) = q.inflight.pop_front() {
-                q.queued -= seg.count as usize;
+        let applied = self.core.read().seq;
+        let ready = {
+            let mut q = f.queue.lock();
+            let ready = step(&mut q, applied);
+            if q.drained().is_some() {
+                f.drained.notify_waiters();
             }
-        }
-        q.acked_batch = q.acked_batch.max(batch);
-        if q.queued == 0 {
-            f.drained.notify_waiters();
-        }
-        drop(q);
-        if request != 0 {
-            self.settle(request, seq);
+            ready
+        };
+        outbox::run(ready);
+    }
+
+    /// Records the master's ack of `batch`, its last action at `seq`; its
+    /// commits resolve once their seqs are applied here.
+    pub fn ack(&self, batch: u64, seq: u64) {
+        self.with_outbox(|q, applied| q.ack(batch, seq, applied));
+    }
+
+    /// The master refused `batch`: its commits fail with `err`; a batch
+    /// without commits is reported through the error hook.
+    pub fn nack(&self, batch: u64, err: DispatchError) {
+        let mut silent = false;
+        self.with_outbox(|q, _| {
+            let (ready, s) = q.nack(batch, &err);
+            silent = s;
+            ready
+        });
+        if silent {
+            self.report(crate::Error::Dispatch(err));
         }
     }
 
     /// After a rejoin: the batches the master applied while the link was
-    /// down are settled; the rest of `inflight` will be sent again.
+    /// down are settled; the rest of the in-flight ones will be sent again.
     pub fn rejoined(&self, applied: &[(u64, u64)]) {
-        let Some(f) = &self.follower else { return };
-        let mut settled = Vec::new();
-        {
-            let mut q = f.queue.lock();
-            for &(batch, seq) in applied {
-                if let Some(i) = q.inflight.iter().position(|s| s.batch == batch) {
-                    if let Some(seg) = q.inflight.remove(i) {
-                        q.queued -= seg.count as usize;
-                        if seg.request != 0 {
-                            settled.push((seg.request, seq));
-                        }
-                    }
-                }
-                q.acked_batch = q.acked_batch.max(batch);
-            }
-            // Anything older than the last applied batch was applied too
-            // (the master applies a session's batches in order).
-            let last = applied.last().map_or(0, |a| a.0);
-            while q.inflight.front().is_some_and(|s| s.batch <= last) {
-                if let Some(seg) = q.inflight.pop_front() {
-                    q.queued -= seg.count as usize;
-                }
-            }
-            q.resend = !q.inflight.is_empty();
-            if q.queued == 0 {
-                f.drained.notify_waiters();
-            }
-        }
-        for (request, seq) in settled {
-            self.settle(request, seq);
-        }
-    }
-
-    /// Resolves `request` at `seq` now if applied here, else when it is.
-    fn settle(&self, request: u64, seq: u64) {
-        let applied = self.core.read().seq;
-        let Some(f) = &self.follower else { return };
-        let mut q = f.queue.lock();
-        if seq <= applied {
-            if let Some(reply) = q.waiting.remove(&request) {
-                drop(q);
-                reply(Ok(seq));
-            }
-        } else {
-            q.acked.push((seq, request));
-        }
-    }
-
-    /// Fails `request` with `err`.
-    pub fn fail(&self, request: u64, err: DispatchError) {
-        let Some(f) = &self.follower else { return };
-        let reply = f.queue.lock().waiting.remove(&request);
-        if let Some(reply) = reply {
-            reply(Err(err));
-        }
+        self.with_outbox(|q, seq| q.rejoined(applied, seq));
     }
 
     /// Resolves acks whose sequence number has now been applied.
     pub fn resolve_acks(&self, applied: u64) {
-        let Some(f) = &self.follower else { return };
-        let mut ready = Vec::new();
-        {
-            let mut q = f.queue.lock();
-            if q.acked.is_empty() {
-                return;
-            }
-            let q = &mut *q;
-            let waiting = &mut q.waiting;
-            q.acked.retain(|&(seq, request)| {
-                if seq > applied {
-                    return true;
-                }
-                if let Some(reply) = waiting.remove(&request) {
-                    ready.push((reply, seq));
-                }
-                false
-            });
-        }
-        // Replies run outside the lock: a relay's reply queues an ack on
-        // another link.
-        for (reply, seq) in ready {
-            reply(Ok(seq));
-        }
+        self.with_outbox(|q, _| q.resolve(applied));
     }
 
-    /// Fails every waiting commit and every queued dispatch, and every later
-    /// dispatch when `dead`. Only for a link that will not come back; a
+    /// Fails every waiting commit, and when `dead` every queued dispatch
+    /// and every later one. Only for a link that will not come back; a
     /// reconnecting link keeps its queue (see [`Shared::rejoined`]).
+    /// Returns how many queued actions were dropped.
     pub fn fail_all(&self, err: DispatchError, dead: bool) -> usize {
-        let Some(f) = &self.follower else { return 0 };
-        let (replies, dropped) = {
-            let mut q = f.queue.lock();
-            let replies: Vec<Reply> = q.waiting.drain().map(|(_, r)| r).collect();
-            q.acked.clear();
-            let mut dropped = 0;
-            if dead {
-                dropped = q.queued;
-                q.segs.clear();
-                q.inflight.clear();
-                q.queued = 0;
-                q.lost += dropped;
-                q.dead = Some(err.clone());
-                f.drained.notify_waiters();
-            }
-            (replies, dropped)
-        };
-        for reply in replies {
-            reply(Err(err.clone()));
-        }
+        let mut dropped = 0;
+        self.with_outbox(|q, _| {
+            let (ready, d) = q.fail_all(&err, dead);
+            dropped = d;
+            ready
+        });
         dropped
     }
 }

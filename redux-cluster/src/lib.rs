@@ -36,6 +36,8 @@
 //! - `codec.rs`: the postcard serializers.
 //! - `digest.rs`: state digests over a canonical encoding (maps sorted).
 //! - `log.rs`: the ring of recent encoded actions that followers copy.
+//! - `outbox.rs`: a follower's queued dispatches and waiting commits,
+//!   until the master acks them (no I/O).
 //! - `protocol/`: messages and the frame codec, with no I/O.
 //! - `connection.rs`: framed reading and writing over any byte stream.
 //! - `link/`: the master side (`serve.rs`) and follower side (`follow.rs`)
@@ -68,6 +70,7 @@ mod digest;
 mod error;
 mod link;
 mod log;
+mod outbox;
 mod persist;
 pub mod protocol;
 mod reducer;

@@ -391,7 +391,7 @@ impl<S: Reducer> Store<S> {
             match &*rx.borrow_and_update() {
                 LinkStatus::Joined => return Ok(()),
                 LinkStatus::Refused(why) => return Err(JoinError::Refused(why.clone())),
-                LinkStatus::Down if f.queue.lock().dead.is_some() => {
+                LinkStatus::Down if f.queue.lock().dead() => {
                     return Err(JoinError::LinkDown);
                 }
                 _ => {}

@@ -2,9 +2,9 @@
 
 use super::Sink;
 use crate::codec;
-use crate::core::{LinkStatus, Seg, Shared};
+use crate::core::{LinkStatus, Shared};
 use crate::error::{DispatchError, SchemaMismatch, SyncError};
-use crate::protocol::{Channel, Dispatch, FrameCodec, JoinRefusal, JoinRefused, Message, Position};
+use crate::protocol::{Channel, FrameCodec, JoinRefusal, JoinRefused, Position};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
 use std::sync::atomic::Ordering;
@@ -40,7 +40,7 @@ impl<S: Reducer> Sink for Shared<S> {
 
     fn session(&self) -> (u64, u64) {
         match &self.follower {
-            Some(f) => (f.session, f.queue.lock().acked_batch),
+            Some(f) => (f.session, f.queue.lock().acked_batch()),
             None => (0, 0),
         }
     }
@@ -119,20 +119,12 @@ impl<S: Reducer> Sink for Shared<S> {
         }
     }
 
-    fn on_ack(&self, batch: u64, request: u64, seq: u64) {
-        self.ack(batch, request, seq);
+    fn on_ack(&self, batch: u64, _request: u64, seq: u64) {
+        self.ack(batch, seq);
     }
 
-    fn on_nack(&self, batch: u64, request: u64, reason: &str) {
-        // The batch is settled (refused), so it leaves the in-flight queue.
-        self.ack(batch, 0, 0);
-        if request != 0 {
-            self.fail(request, DispatchError::Refused(reason.to_string()));
-        } else {
-            self.report(crate::Error::Dispatch(DispatchError::Refused(
-                reason.to_string(),
-            )));
-        }
+    fn on_nack(&self, batch: u64, _request: u64, reason: &str) {
+        self.nack(batch, DispatchError::Refused(reason.to_string()));
     }
 
     fn on_refused(&self, r: &JoinRefused<'_>) {
@@ -193,46 +185,15 @@ impl<S: Reducer> Sink for Shared<S> {
         let Some(f) = &self.follower else {
             return false;
         };
-        let mut q = f.queue.lock();
-        if q.segs.is_empty() && !q.resend {
-            return false;
-        }
-        let q = &mut *q;
-        let encode = |seg: &Seg, out: &mut Vec<u8>| {
-            let msg = Message::Dispatch(Dispatch {
-                channel,
-                batch: seg.batch,
-                request: seg.request,
-                count: seg.count,
-                packed: &seg.bytes,
-            });
-            codec.encode(&msg, out)
+        let (ready, failed) = {
+            let mut q = f.queue.lock();
+            if !q.has_work() {
+                return false;
+            }
+            q.take(channel, out, codec)
         };
-        let mut failed = Vec::new();
-        if q.resend {
-            for seg in &q.inflight {
-                if let Err(e) = encode(seg, out) {
-                    failed.push((seg.request, e));
-                }
-            }
-            q.resend = false;
-        }
-        while let Some(mut seg) = q.segs.pop_front() {
-            q.next_batch += 1;
-            seg.batch = q.next_batch;
-            match encode(&seg, out) {
-                Ok(()) => q.inflight.push_back(seg),
-                Err(e) => {
-                    q.queued -= seg.count as usize;
-                    failed.push((seg.request, e));
-                }
-            }
-        }
-        for (request, e) in failed {
-            let err = DispatchError::Encode(e.to_string());
-            if let Some(reply) = q.take_waiting(request) {
-                reply(Err(err));
-            }
+        crate::outbox::run(ready);
+        for e in failed {
             self.report(crate::Error::Frame(e));
         }
         true

@@ -1,0 +1,387 @@
+//! A follower's outbox: the dispatches it queued for the master, in
+//! segments (batches) sent in order, kept until the master acks them,
+//! re-sent after a rejoin; and the commits waiting on them.
+//!
+//! No I/O and no locks: the store keeps an [`Outbox`] under a mutex, and
+//! every method returns the replies it made ready ([`Ready`]) for the
+//! caller to run after unlocking (a relay's reply queues an ack on another
+//! link). Many commits share one segment: each remembers how many of the
+//! segment's actions end with it, so one ack (the seq of the segment's
+//! last action) settles them all.
+
+use crate::error::DispatchError;
+use crate::protocol::{Channel, Dispatch, FrameCodec, Message};
+use crate::FrameError;
+use std::collections::{HashMap, VecDeque};
+
+/// Called once with the fate of a dispatch: its commit seq, or why not.
+pub(crate) type Reply = Box<dyn FnOnce(Result<u64, DispatchError>) + Send>;
+
+/// Replies to run, with their results, once the outbox is unlocked.
+pub(crate) type Ready = Vec<(Reply, Result<u64, DispatchError>)>;
+
+/// Largest segment of queued dispatches (one frame).
+const SEG_BYTES: usize = 256 * 1024;
+
+/// A batch of dispatches: queued, then in flight until the master acks it.
+struct Seg {
+    /// Batch number in this store's session; 0 until sent.
+    batch: u64,
+    count: u32,
+    bytes: Vec<u8>,
+    /// Commits waiting on this batch: (request, actions of the batch up to
+    /// and including the commit's last).
+    requests: Vec<(u64, u32)>,
+}
+
+/// The outbox of one follower store.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    /// Not sent yet.
+    segs: VecDeque<Seg>,
+    /// Sent, not acked: re-sent after a reconnect.
+    inflight: VecDeque<Seg>,
+    /// Actions in `segs` and `inflight`.
+    queued: usize,
+    next_batch: u64,
+    /// The last batch the master acked.
+    acked_batch: u64,
+    /// Set on rejoin: send `inflight` again before anything new.
+    resend: bool,
+    next_request: u64,
+    waiting: HashMap<u64, Reply>,
+    /// Acks for seqs not applied here yet: (seq, request).
+    acked: Vec<(u64, u64)>,
+    /// Set when the link will never come back.
+    dead: Option<DispatchError>,
+    /// Actions dropped because the link died for good.
+    lost: usize,
+}
+
+impl Outbox {
+    /// Actions queued and not acked.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// The last batch the master acked (sent on rejoin).
+    pub fn acked_batch(&self) -> u64 {
+        self.acked_batch
+    }
+
+    /// Whether the link died for good.
+    pub fn dead(&self) -> bool {
+        self.dead.is_some()
+    }
+
+    /// Nothing left to deliver (or nothing that still can be); with how
+    /// many actions were dropped.
+    pub fn drained(&self) -> Option<usize> {
+        (self.queued == 0 || self.dead.is_some()).then_some(self.lost)
+    }
+
+    /// Queues `count` actions that `write` appends, already encoded;
+    /// `reply` (a commit) gets the seq of the last of them.
+    ///
+    /// # Errors
+    /// The link is dead, the queue would pass `max_queue`, or `write`
+    /// failed; a given `reply` is then in the returned [`Ready`].
+    pub fn enqueue(
+        &mut self,
+        count: usize,
+        reply: Option<Reply>,
+        max_queue: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    ) -> (Result<(), DispatchError>, Ready) {
+        let refused = match &self.dead {
+            Some(e) => Some(e.clone()),
+            None if self.queued + count > max_queue => Some(DispatchError::QueueFull(max_queue)),
+            None => None,
+        };
+        if let Some(e) = refused {
+            let ready = reply.map(|r| (r, Err(e.clone()))).into_iter().collect();
+            return (Err(e), ready);
+        }
+        if self.segs.back().is_none_or(|s| s.bytes.len() >= SEG_BYTES) {
+            self.segs.push_back(Seg {
+                batch: 0,
+                count: 0,
+                bytes: Vec::new(),
+                requests: Vec::new(),
+            });
+        }
+        let Some(seg) = self.segs.back_mut() else {
+            return (Err(DispatchError::Closed), Vec::new());
+        };
+        let before = seg.bytes.len();
+        if let Err(e) = write(&mut seg.bytes) {
+            seg.bytes.truncate(before);
+            if seg.count == 0 {
+                self.segs.pop_back();
+            }
+            let err = DispatchError::Encode(e.to_string());
+            let ready = reply.map(|r| (r, Err(err.clone()))).into_iter().collect();
+            return (Err(err), ready);
+        }
+        seg.count += count as u32;
+        if let Some(reply) = reply {
+            self.next_request += 1;
+            seg.requests.push((self.next_request, seg.count));
+            self.waiting.insert(self.next_request, reply);
+        }
+        self.queued += count;
+        (Ok(()), Vec::new())
+    }
+
+    /// Whether [`Outbox::take`] has anything to send.
+    pub fn has_work(&self) -> bool {
+        !self.segs.is_empty() || self.resend
+    }
+
+    /// Moves queued segments into Dispatch frames on `channel` (after a
+    /// rejoin, the unacked ones first); returns the failures to report.
+    pub fn take(
+        &mut self,
+        channel: Channel,
+        out: &mut Vec<u8>,
+        codec: &FrameCodec,
+    ) -> (Ready, Vec<FrameError>) {
+        let encode = |seg: &Seg, out: &mut Vec<u8>| {
+            codec.encode(
+                &Message::Dispatch(Dispatch {
+                    channel,
+                    batch: seg.batch,
+                    // The master echoes it; the batch is what settles.
+                    request: 0,
+                    count: seg.count,
+                    packed: &seg.bytes,
+                }),
+                out,
+            )
+        };
+        let mut failed = Vec::new();
+        if self.resend {
+            // Frames that encoded once encode again; a failure here is kept
+            // in flight and reported.
+            for seg in &self.inflight {
+                if let Err(e) = encode(seg, out) {
+                    failed.push(e);
+                }
+            }
+            self.resend = false;
+        }
+        let mut ready = Vec::new();
+        while let Some(mut seg) = self.segs.pop_front() {
+            self.next_batch += 1;
+            seg.batch = self.next_batch;
+            match encode(&seg, out) {
+                Ok(()) => self.inflight.push_back(seg),
+                Err(e) => {
+                    self.queued -= seg.count as usize;
+                    let err = DispatchError::Encode(e.to_string());
+                    self.fail_requests(&seg, &err, &mut ready);
+                    failed.push(e);
+                }
+            }
+        }
+        (ready, failed)
+    }
+
+    /// The master acked `batch`, its last action at `seq`; `applied` is
+    /// this store's seq. Commits resolve once their seq is applied here.
+    pub fn ack(&mut self, batch: u64, seq: u64, applied: u64) -> Ready {
+        let mut ready = Vec::new();
+        while self.inflight.front().is_some_and(|s| s.batch <= batch) {
+            if let Some(seg) = self.inflight.pop_front() {
+                self.queued -= seg.count as usize;
+                if seg.batch == batch {
+                    self.settle_seg(&seg, seq, applied, &mut ready);
+                }
+            }
+        }
+        self.acked_batch = self.acked_batch.max(batch);
+        ready
+    }
+
+    /// The master refused `batch`: its commits fail with `err`; returns
+    /// whether it held no commit (so the refusal goes to the error hook).
+    pub fn nack(&mut self, batch: u64, err: &DispatchError) -> (Ready, bool) {
+        let mut ready = Vec::new();
+        let mut silent = true;
+        if let Some(i) = self.inflight.iter().position(|s| s.batch == batch) {
+            if let Some(seg) = self.inflight.remove(i) {
+                self.queued -= seg.count as usize;
+                silent = seg.requests.is_empty();
+                self.fail_requests(&seg, err, &mut ready);
+            }
+        }
+        self.acked_batch = self.acked_batch.max(batch);
+        (ready, silent)
+    }
+
+    /// After a rejoin: the batches the master applied while the link was
+    /// down (with the seq of each one's last action) are settled; the rest
+    /// of the in-flight ones will be sent again.
+    pub fn rejoined(&mut self, batches: &[(u64, u64)], applied: u64) -> Ready {
+        let mut ready = Vec::new();
+        for &(batch, seq) in batches {
+            if let Some(i) = self.inflight.iter().position(|s| s.batch == batch) {
+                if let Some(seg) = self.inflight.remove(i) {
+                    self.queued -= seg.count as usize;
+                    self.settle_seg(&seg, seq, applied, &mut ready);
+                }
+            }
+            self.acked_batch = self.acked_batch.max(batch);
+        }
+        // Anything older than the last applied batch was applied too (the
+        // master applies a session's batches in order).
+        let last = batches.last().map_or(0, |a| a.0);
+        while self.inflight.front().is_some_and(|s| s.batch <= last) {
+            if let Some(seg) = self.inflight.pop_front() {
+                self.queued -= seg.count as usize;
+            }
+        }
+        self.resend = !self.inflight.is_empty();
+        ready
+    }
+
+    /// Resolves acked commits whose seq is now applied here.
+    pub fn resolve(&mut self, applied: u64) -> Ready {
+        let mut ready = Vec::new();
+        let waiting = &mut self.waiting;
+        self.acked.retain(|&(seq, request)| {
+            if seq > applied {
+                return true;
+            }
+            if let Some(reply) = waiting.remove(&request) {
+                ready.push((reply, Ok(seq)));
+            }
+            false
+        });
+        ready
+    }
+
+    /// Fails every waiting commit with `err`, and when `dead` drops every
+    /// queued dispatch and refuses later ones. Returns the replies and how
+    /// many actions were dropped.
+    pub fn fail_all(&mut self, err: &DispatchError, dead: bool) -> (Ready, usize) {
+        let ready = self
+            .waiting
+            .drain()
+            .map(|(_, r)| (r, Err(err.clone())))
+            .collect();
+        self.acked.clear();
+        let mut dropped = 0;
+        if dead {
+            dropped = self.queued;
+            self.segs.clear();
+            self.inflight.clear();
+            self.queued = 0;
+            self.lost += dropped;
+            self.dead = Some(err.clone());
+        }
+        (ready, dropped)
+    }
+
+    fn settle_seg(&mut self, seg: &Seg, last_seq: u64, applied: u64, ready: &mut Ready) {
+        for &(request, upto) in &seg.requests {
+            let seq = last_seq - u64::from(seg.count - upto);
+            if seq <= applied {
+                if let Some(reply) = self.waiting.remove(&request) {
+                    ready.push((reply, Ok(seq)));
+                }
+            } else {
+                self.acked.push((seq, request));
+            }
+        }
+    }
+
+    fn fail_requests(&mut self, seg: &Seg, err: &DispatchError, ready: &mut Ready) {
+        for (request, _) in &seg.requests {
+            if let Some(reply) = self.waiting.remove(request) {
+                ready.push((reply, Err(err.clone())));
+            }
+        }
+    }
+}
+
+/// Runs the replies an outbox made ready.
+pub(crate) fn run(ready: Ready) {
+    for (reply, result) in ready {
+        reply(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type Results = Arc<Mutex<Vec<(u8, Result<u64, DispatchError>)>>>;
+
+    fn commit(results: &Results, tag: u8) -> Reply {
+        let r = Arc::clone(results);
+        Box::new(move |res| r.lock().unwrap().push((tag, res)))
+    }
+
+    fn push(o: &mut Outbox, n: usize, reply: Option<Reply>) {
+        let (res, ready) = o.enqueue(n, reply, 1 << 20, |b| {
+            b.extend(std::iter::repeat_n(0u8, n));
+            Ok(())
+        });
+        assert!(res.is_ok() && ready.is_empty());
+    }
+
+    #[test]
+    fn commits_in_one_segment_settle_at_their_own_seqs() {
+        let results: Results = Arc::default();
+        let mut o = Outbox::default();
+        push(&mut o, 2, Some(commit(&results, 1)));
+        push(&mut o, 1, None);
+        push(&mut o, 3, Some(commit(&results, 2)));
+        let codec = FrameCodec::default();
+        let mut out = Vec::new();
+        let (ready, failed) = o.take(Channel::default(), &mut out, &codec);
+        assert!(ready.is_empty() && failed.is_empty() && !out.is_empty());
+        // One batch of 6 actions, the last at seq 106; applied here: 103.
+        run(o.ack(1, 106, 103));
+        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(102))]);
+        run(o.resolve(106));
+        assert_eq!(results.lock().unwrap()[1], (2, Ok(106)));
+        assert_eq!(o.queued(), 0);
+    }
+
+    #[test]
+    fn a_rejoin_settles_applied_batches_and_resends_the_rest() {
+        let results: Results = Arc::default();
+        let mut o = Outbox::default();
+        let codec = FrameCodec::default();
+        let mut out = Vec::new();
+        push(&mut o, 1, Some(commit(&results, 1)));
+        let _ = o.take(Channel::default(), &mut out, &codec);
+        push(&mut o, 1, Some(commit(&results, 2)));
+        let _ = o.take(Channel::default(), &mut out, &codec);
+        run(o.rejoined(&[(1, 40)], 40));
+        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(40))]);
+        assert!(o.has_work(), "batch 2 goes again");
+        out.clear();
+        let _ = o.take(Channel::default(), &mut out, &codec);
+        assert!(!out.is_empty());
+        run(o.ack(2, 41, 41));
+        assert_eq!(results.lock().unwrap()[1], (2, Ok(41)));
+    }
+
+    #[test]
+    fn a_dead_link_fails_everything_and_counts_it() {
+        let results: Results = Arc::default();
+        let mut o = Outbox::default();
+        push(&mut o, 3, Some(commit(&results, 1)));
+        let (ready, dropped) = o.fail_all(&DispatchError::Disconnected, true);
+        run(ready);
+        assert_eq!(dropped, 3);
+        assert_eq!(o.drained(), Some(3));
+        let (res, ready) = o.enqueue(1, None, 10, |_| Ok(()));
+        assert_eq!(res, Err(DispatchError::Disconnected));
+        assert!(ready.is_empty());
+    }
+}
