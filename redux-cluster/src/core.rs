@@ -4,11 +4,11 @@
 
 use crate::codec;
 use crate::error::DispatchError;
-use crate::log::{Log, LogLimits};
+use crate::log::Log;
+use crate::options::{Options, Role, Roles};
 pub(crate) use crate::outbox::Reply;
 use crate::outbox::{self, Outbox};
 use crate::reducer::Reducer;
-use crate::store::{Mode, Role, Roles};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -18,36 +18,6 @@ use tokio::sync::{watch, Notify};
 /// A fresh master epoch: random, so two starts never share one.
 pub(crate) fn new_epoch() -> u64 {
     rand::random::<u64>() | 1
-}
-
-/// Receives errors the store cannot return to a caller (a peer's bad frame,
-/// a refused join, a failed backup): the seed's `stderr` hook.
-pub type ErrorHook = Arc<dyn Fn(&crate::Error) + Send + Sync>;
-
-/// Options of a store, set through the builder.
-#[derive(Clone)]
-pub(crate) struct Options {
-    pub mode: Mode,
-    pub on_error: Option<ErrorHook>,
-    pub max_frame: usize,
-    pub log: LogLimits,
-    /// Most dispatches queued while the master is unreachable.
-    pub max_queue: usize,
-    /// Actions between state digests sent to followers (0: none).
-    pub digest_every: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            mode: Mode::default(),
-            on_error: None,
-            max_frame: crate::protocol::DEFAULT_MAX_FRAME,
-            log: LogLimits::default(),
-            max_queue: 1 << 20,
-            digest_every: 10_000,
-        }
-    }
 }
 
 /// The state, its sequence number, and the master's epoch, under one lock.

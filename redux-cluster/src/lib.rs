@@ -31,6 +31,7 @@
 //! - `schema.rs`: the [`Schema`] trait, structural hashes, store identity.
 //! - `const_sha256.rs`: SHA-256 in `const fn`, for compile-time hashes.
 //! - `reducer.rs`: [`ClusterState`] and [`Reducer`], written by the macros.
+//! - `options.rs`: [`Mode`], [`Role`], [`Roles`] and the builder's options.
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
 //! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
 //! - `codec.rs`: the postcard serializers.
@@ -70,6 +71,7 @@ mod digest;
 mod error;
 mod link;
 mod log;
+mod options;
 mod outbox;
 mod persist;
 pub mod protocol;
@@ -83,14 +85,14 @@ pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;
 
-pub use crate::core::ErrorHook;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
+pub use options::{ErrorHook, Mode, Role, Roles};
 pub use persist::{Backup, BackupConfig};
 pub use reducer::{ClusterState, Reducer};
 pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
-pub use store::{Mode, Role, Roles, StateGuard, Store, StoreBuilder, Subscription};
+pub use store::{StateGuard, Store, StoreBuilder, Subscription};
 
 /// Any error a store reports through its error hook.
 #[derive(Debug, thiserror::Error)]

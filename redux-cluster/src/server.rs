@@ -18,8 +18,8 @@
 use crate::auth::Logins;
 use crate::ban::{BanPolicy, Bans};
 use crate::link::serve::{serve, Access, PeerKey, ServeOptions};
+use crate::options::Role;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
-use crate::store::Role;
 use crate::transport::quic::{QuicOptions, QuicServer};
 use crate::transport::tcp_tls::{TcpTlsOptions, TcpTlsServer};
 use crate::transport::tls::{ClientAuth, ServerIdentity, TransportError};

@@ -180,7 +180,7 @@ impl Upstream {
                 other => {
                     return Err(LinkError::Protocol(format!(
                         "unexpected message from the master: {}",
-                        super::serve::kind(other)
+                        other.kind()
                     )))
                 }
             };
@@ -297,7 +297,7 @@ where
             Some(m) => {
                 return Err(LinkError::Protocol(format!(
                     "expected welcome, got {}",
-                    super::serve::kind(&m)
+                    m.kind()
                 )))
             }
             None => return Err(LinkError::Closed),

@@ -11,12 +11,12 @@ use crate::auth::{Logins, ServerAuth};
 use crate::ban::Bans;
 use crate::connection::{FrameReader, FrameWriter, LinkError};
 use crate::error::SchemaMismatch;
+use crate::options::Role;
 use crate::protocol::{
     Ack, Channel, FrameCodec, Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Refuse,
     RefuseReason, Welcome, PROTOCOL_VERSION,
 };
 use crate::registry;
-use crate::store::Role;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -384,7 +384,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             other => {
                 return Err(LinkError::Protocol(format!(
                     "unexpected message from a follower: {}",
-                    kind(&other)
+                    other.kind()
                 )))
             }
         }
@@ -598,28 +598,5 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 break;
             }
         }
-    }
-}
-
-/// A message's name, for protocol errors.
-pub(crate) fn kind(m: &Message<'_>) -> &'static str {
-    match m {
-        Message::Hello(_) => "hello",
-        Message::Challenge(_) => "challenge",
-        Message::Proof(_) => "proof",
-        Message::Welcome(_) => "welcome",
-        Message::Refuse(_) => "refuse",
-        Message::Join(_) => "join",
-        Message::Joined(_) => "joined",
-        Message::JoinRefused(_) => "join-refused",
-        Message::Snapshot(_) => "snapshot",
-        Message::Actions(_) => "actions",
-        Message::Dispatch(_) => "dispatch",
-        Message::Ack(_) => "ack",
-        Message::Nack(_) => "nack",
-        Message::Digest(_) => "digest",
-        Message::Diverged(_) => "diverged",
-        Message::Heartbeat(_) => "heartbeat",
-        Message::Goodbye(_) => "goodbye",
     }
 }

@@ -294,3 +294,28 @@ pub struct Goodbye<'a> {
     /// Why.
     pub reason: &'a str,
 }
+
+impl Message<'_> {
+    /// The message's name, for protocol errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Challenge(_) => "challenge",
+            Message::Proof(_) => "proof",
+            Message::Welcome(_) => "welcome",
+            Message::Refuse(_) => "refuse",
+            Message::Join(_) => "join",
+            Message::Joined(_) => "joined",
+            Message::JoinRefused(_) => "join-refused",
+            Message::Snapshot(_) => "snapshot",
+            Message::Actions(_) => "actions",
+            Message::Dispatch(_) => "dispatch",
+            Message::Ack(_) => "ack",
+            Message::Nack(_) => "nack",
+            Message::Digest(_) => "digest",
+            Message::Diverged(_) => "diverged",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::Goodbye(_) => "goodbye",
+        }
+    }
+}

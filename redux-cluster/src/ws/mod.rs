@@ -88,8 +88,9 @@ mod wire;
 
 use crate::auth::Logins;
 use crate::ban::BanPolicy;
+use crate::options::Role;
 use crate::reducer::Reducer;
-use crate::store::{Role, Store};
+use crate::store::Store;
 use crate::transport::tls::{ServerIdentity, TransportError};
 use std::future::Future;
 use std::net::SocketAddr;
