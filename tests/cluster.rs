@@ -566,3 +566,38 @@ async fn hash_maps_and_sets_in_the_state_raise_no_false_divergence() {
     let errors = seen.lock().expect("lock").clone();
     assert!(!errors.iter().any(|e| e.contains("diverged")), "{errors:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn dropping_a_follower_with_queued_dispatches_reports_them() {
+    use redux_cluster::client::ConnectConfig;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing listens here: the dispatches stay queued.
+    let cfg = ConnectConfig::unix(sock(&dir)).relay(false);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let dropped = Arc::new(tokio::sync::Notify::new());
+    let (s, d) = (Arc::clone(&seen), Arc::clone(&dropped));
+    let store = Counter::builder()
+        .on_error(move |e| {
+            if let Error::Dropped(n) = e {
+                s.lock().expect("lock").push(format!("dropped {n}"));
+                d.notify_one();
+            }
+        })
+        .connect(cfg)
+        .expect("client");
+    for _ in 0..5 {
+        store.dispatch(CounterAction::Inc(1)).expect("queued");
+    }
+    let other = store.clone();
+    drop(store);
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "a handle is still alive"
+    );
+    drop(other);
+    tokio::time::timeout(LIMIT, dropped.notified())
+        .await
+        .expect("reported");
+    assert_eq!(*seen.lock().expect("lock"), vec!["dropped 5".to_string()]);
+}

@@ -111,6 +111,8 @@ pub(crate) struct Shared<S: Reducer> {
     roles: AtomicU8,
     pub connected: AtomicBool,
     pub closed: AtomicBool,
+    /// Live `Store` handles (see the `Drop` of `Store`).
+    pub handles: AtomicUsize,
     pub options: Options,
     /// Writers of links serving followers, woken after every apply.
     links: Mutex<Vec<Arc<Notify>>>,
@@ -190,6 +192,7 @@ impl<S: Reducer> Shared<S> {
             roles: AtomicU8::new(0),
             connected: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(1),
             options,
             links: Mutex::new(Vec::new()),
             has_links: AtomicBool::new(false),

@@ -139,8 +139,23 @@ pub struct Store<S: Reducer> {
 
 impl<S: Reducer> Clone for Store<S> {
     fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::SeqCst);
         Self {
             shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Dropping the last handle of a follower (worker or client) shuts it down:
+/// nothing could read it any more. Dispatches it still had queued are
+/// reported through the error hook ([`crate::Error::Dropped`]); call
+/// [`Store::close`] first to deliver them. A master keeps running for its
+/// followers until [`Store::shutdown`].
+impl<S: Reducer> Drop for Store<S> {
+    fn drop(&mut self) {
+        let last = self.shared.handles.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last && self.shared.follower.is_some() && !self.shared.closed.load(Ordering::SeqCst) {
+            self.shutdown();
         }
     }
 }
