@@ -601,3 +601,59 @@ async fn dropping_a_follower_with_queued_dispatches_reports_them() {
         .expect("reported");
     assert_eq!(*seen.lock().expect("lock"), vec!["dropped 5".to_string()]);
 }
+
+/// Resident memory of this process, in KiB (Linux).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_peer_that_announces_a_huge_frame_before_login_is_cut_off_cheaply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::builder().start().expect("master"));
+    let _server = store
+        .serve(ServeConfig::unix(&path).login("test1", "12345"))
+        .await
+        .expect("serve");
+    let before = rss_kib();
+    tokio::time::timeout(LIMIT, async {
+        // Each announces a frame just under the 64 MiB maximum, then waits.
+        let mut conns = Vec::new();
+        for _ in 0..16 {
+            let mut c = tokio::net::UnixStream::connect(&path)
+                .await
+                .expect("connect");
+            c.write_all(&(60u32 << 20).to_le_bytes())
+                .await
+                .expect("write");
+            conns.push(c);
+        }
+        // Before a login only small frames are taken: the server closes
+        // every one of them at once instead of reserving 60 MiB each.
+        for mut c in conns {
+            let mut b = [0u8; 64];
+            while c.read(&mut b).await.expect("read") != 0 {}
+        }
+        // Honest clients are unaffected.
+        let mut honest = client(
+            &path,
+            &["count", "1", "10", "10", "--login", "test1", "12345"],
+        );
+        assert_eq!(honest.final_state().await.0, 10);
+        honest.exit().await;
+    })
+    .await
+    .expect("within the limit");
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 64, "the server grew by {grown_mib} MiB");
+}

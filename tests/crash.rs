@@ -242,17 +242,20 @@ async fn a_master_without_a_journal_rolls_followers_back_and_says_so() {
     .expect("within the limit");
 }
 
-/// Forwards a Unix socket to `upstream`. Once `arm` is set, the next bytes
-/// from the client (a dispatch batch) are forwarded only after that
+/// Forwards a Unix socket to `upstream`. The `after`-th chunk of bytes from
+/// the client (by then, dispatch batches) is forwarded only after that
 /// connection has started dropping everything the server sends, so the
-/// master applies that batch and its ack never arrives; `withheld` is then
-/// notified.
+/// master applies that batch and its ack never arrives. `withheld` is then
+/// sent the master's `saved` seq from just before that batch went in.
+/// (Counted in chunks, not by time: the client cannot race past it.)
 fn proxy(
     listen: &Path,
     upstream: &Path,
-    arm: Arc<AtomicBool>,
-    withheld: Arc<tokio::sync::Notify>,
+    after: usize,
+    saved: tokio::sync::watch::Receiver<u64>,
+    withheld: mpsc::UnboundedSender<u64>,
 ) -> tokio::task::JoinHandle<()> {
+    let left = Arc::new(std::sync::atomic::AtomicUsize::new(after));
     let listener = tokio::net::UnixListener::bind(listen).expect("bind the proxy");
     let upstream = upstream.to_path_buf();
     tokio::spawn(async move {
@@ -261,7 +264,7 @@ fn proxy(
             let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else {
                 continue; // master down: the client retries
             };
-            let (arm, withheld) = (Arc::clone(&arm), Arc::clone(&withheld));
+            let (left, saved, withheld) = (Arc::clone(&left), saved.clone(), withheld.clone());
             conns.spawn(async move {
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
@@ -273,7 +276,10 @@ fn proxy(
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
-                        let trigger = arm.swap(false, Ordering::SeqCst);
+                        let trigger = left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            == Ok(1);
+                        let base = *saved.borrow();
                         if trigger {
                             dropping.store(true, Ordering::SeqCst);
                         }
@@ -281,7 +287,7 @@ fn proxy(
                             return;
                         }
                         if trigger {
-                            withheld.notify_one();
+                            let _ = withheld.send(base);
                         }
                     }
                 };
@@ -330,25 +336,17 @@ async fn batches_applied_but_never_acked_are_applied_once_after_a_master_crash()
             }
         });
         let via = dir.path().join("proxy.sock");
-        let arm = Arc::new(AtomicBool::new(false));
-        let withheld = Arc::new(tokio::sync::Notify::new());
-        let _proxy = proxy(
-            &via,
-            Path::new(&master.target),
-            Arc::clone(&arm),
-            Arc::clone(&withheld),
-        );
+        let (withheld, mut base) = mpsc::unbounded_channel();
+        // The handshake and join take a few chunks; the 20th is a batch.
+        let _proxy = proxy(&via, Path::new(&master.target), 20, saved.clone(), withheld);
         let n = 4_000u64;
         let mut c = Proc::spawn(
             env!("CARGO_BIN_EXE_client"),
             &via,
             &["commits", "1", &n.to_string(), "32", &n.to_string()],
         );
-        assert_eq!(c.line().await, "acked 500");
-        arm.store(true, Ordering::SeqCst);
-        withheld.notified().await;
+        let base = base.recv().await.expect("a batch was withheld");
         // Journaled past where it stood when the unacked batch went in.
-        let base = *saved.borrow_and_update();
         saved.wait_for(|s| *s > base).await.expect("saved lines");
         stop.send(()).expect("the drain runs");
         let mut proc = drain.await.expect("the drain");

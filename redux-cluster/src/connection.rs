@@ -5,7 +5,7 @@
 //! out messages that borrow from it, so payloads are not copied.
 
 use crate::error::FrameError;
-use crate::protocol::{FrameCodec, Message, LEN_PREFIX};
+use crate::protocol::{FrameCodec, Message, HANDSHAKE_MAX_FRAME, LEN_PREFIX};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -51,6 +51,8 @@ pub struct FrameReader<R> {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// The buffer of a peer that has not logged in yet.
+const HANDSHAKE_BUF: usize = 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Wraps `inner`, refusing frames over `codec`'s maximum.
@@ -61,6 +63,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+        }
+    }
+
+    /// Wraps the stream of a peer that has not logged in: a small buffer,
+    /// and frames over [`HANDSHAKE_MAX_FRAME`] refused, so that a peer
+    /// costs little memory until [`FrameReader::admitted`].
+    pub fn before_login(inner: R, codec: FrameCodec) -> Self {
+        Self {
+            inner,
+            codec: FrameCodec::new(codec.max().min(HANDSHAKE_MAX_FRAME)),
+            buf: vec![0; HANDSHAKE_BUF],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The peer has logged in: frames up to `codec`'s maximum from now on.
+    pub fn admitted(&mut self, codec: FrameCodec) {
+        self.codec = codec;
+        if self.buf.len() < READ_CHUNK {
+            self.buf.resize(READ_CHUNK, 0);
         }
     }
 
@@ -116,9 +139,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.end -= self.start;
             self.start = 0;
         }
+        // Room for the frame, but grown with what has arrived (at most
+        // doubling what is buffered), never to a length the peer announced
+        // before sending it.
         let min_len = (self.start + need).max(self.end + 1);
         if self.buf.len() < min_len {
-            self.buf.resize(min_len.max(self.end + READ_CHUNK), 0);
+            let step = (self.end - self.start).max(READ_CHUNK.min(self.buf.len().max(1)));
+            self.buf
+                .resize(min_len.min(self.end + step).max(self.end + 1), 0);
         }
     }
 }

@@ -157,7 +157,8 @@ where
         codec: opts.codec,
         peer: opts.peer.clone(),
     });
-    let mut reader = FrameReader::new(reader, opts.codec);
+    // Small frames and a small buffer until the peer has logged in.
+    let mut reader = FrameReader::before_login(reader, opts.codec);
     let mut writer = FrameWriter::new(writer, opts.codec);
     // Detaches the stores however this future ends, aborted included.
     let _detach = Detach(Arc::clone(&link));
@@ -169,6 +170,7 @@ where
     };
     let result = match admitted {
         Ok(read_only) => {
+            reader.admitted(opts.codec);
             let writer = AbortOnDrop(tokio::spawn(write_loop(
                 Arc::clone(&link),
                 writer,

@@ -10,6 +10,11 @@ pub const LEN_PREFIX: usize = 4;
 /// Default maximum frame size: 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
 
+/// Largest frame a peer may send before it has logged in. A hello, a proof
+/// or a refusal is a few hundred bytes; anything larger before a login is
+/// refused, so an unauthenticated peer cannot make the server buffer more.
+pub const HANDSHAKE_MAX_FRAME: usize = 16 << 10;
+
 /// Encodes and decodes frames under a maximum size.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {

@@ -4,7 +4,7 @@
 mod frame;
 mod message;
 
-pub use frame::{FrameCodec, DEFAULT_MAX_FRAME, LEN_PREFIX};
+pub use frame::{FrameCodec, DEFAULT_MAX_FRAME, HANDSHAKE_MAX_FRAME, LEN_PREFIX};
 pub use message::*;
 
 /// Version of the wire protocol; a peer with another version is refused at
