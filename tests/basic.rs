@@ -287,6 +287,41 @@ async fn worker_of_a_dead_master_reports_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_exits_when_its_master_is_killed() {
+    tokio::time::timeout(LIMIT, async {
+        let mut master = tokio::process::Command::new(env!("CARGO_BIN_EXE_master"))
+            .arg("orphan")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn master");
+        let out = master.stdout.take().expect("stdout");
+        let err = master.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(out).lines();
+        let ready = lines.next_line().await.expect("read").expect("line");
+        let pid = ready.strip_prefix("ready ").expect("ready <pid>");
+        master.kill().await.expect("kill -9 the master");
+        // The worker shares the master's stdout and stderr: they end only
+        // when the worker has exited too.
+        assert_eq!(lines.next_line().await.expect("read"), None);
+        let mut said = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut BufReader::new(err), &mut said)
+            .await
+            .expect("stderr");
+        assert!(
+            said.contains("the master process is gone; exiting"),
+            "{said}"
+        );
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for a parent to reap it.
+        assert!(state.is_empty() || state.contains(") Z "), "{state}");
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial]
 async fn a_diverging_worker_is_detected_reported_and_repaired() {
     use redux_cluster_tests::{Flaky, FlakyAction};

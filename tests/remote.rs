@@ -369,3 +369,48 @@ async fn mutual_tls_store_commits_over_quic() {
 async fn mutual_tls_store_commits_over_tcp_tls() {
     mutual_tls_store_commits(Net::Tcp).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_banned_address_is_listed_and_can_be_unbanned() {
+    use redux_cluster::ban::BanKey;
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let policy = BanPolicy {
+        max_failures: 2,
+        ..BanPolicy::default()
+    };
+    let server = store
+        .serve(
+            config(Net::Tcp, any_port(), id)
+                .login("test1", "12345")
+                .ban_policy(policy),
+        )
+        .await
+        .expect("serve");
+    let t = target(Net::Tcp, &server, fp);
+    tokio::time::timeout(LIMIT, async {
+        for i in 1..=2 {
+            let mut c = client(&t, &["join", "--login", "test1", "wrong"]);
+            let l = c.line().await;
+            assert!(l.starts_with("refused: "), "attempt {i}: {l}");
+            c.exit().await;
+        }
+        let bans = server.bans();
+        let loopback = BanKey::Ip("127.0.0.1".parse().expect("ip"));
+        assert_eq!(bans.len(), 1, "{bans:?}");
+        assert_eq!(bans[0].0, loopback);
+        assert!(bans[0].1 > 3 * 3600 - 60, "{bans:?}");
+        let mut c = client(&t, &["join", "--login", "test1", "12345"]);
+        assert!(c.line().await.contains("too many failed logins"));
+        c.exit().await;
+        assert!(server.unban(loopback));
+        assert!(server.bans().is_empty());
+        let mut c = client(&t, &["join", "--login", "test1", "12345"]);
+        assert_eq!(c.line().await, "joined");
+        c.exit().await;
+    })
+    .await
+    .expect("within the limit");
+}

@@ -60,6 +60,17 @@ impl Default for BanPolicy {
     }
 }
 
+/// Who a ban is on: a local user by uid (Unix sockets, other users than the
+/// server's own), or a remote host by IP address (IPv6 by its /64 prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BanKey {
+    /// A local user.
+    Uid(u32),
+    /// A remote host.
+    Ip(std::net::IpAddr),
+}
+
 /// A key is refused for a while after too many failed logins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("too many failed logins; refused for another {until_secs_left} s")]
@@ -228,6 +239,23 @@ impl<K: Hash + Eq + Clone> Bans<K> {
     pub fn collect(&mut self, now: Instant) {
         let window = self.policy.window;
         self.records.retain(|_, record| record.is_live(now, window));
+    }
+
+    /// The keys banned now, with the time left on each ban.
+    pub fn banned(&self, now: Instant) -> Vec<(K, Banned)> {
+        self.records
+            .iter()
+            .filter_map(|(k, r)| {
+                r.banned_at(now)
+                    .map(|until| (k.clone(), Banned::left(until, now)))
+            })
+            .collect()
+    }
+
+    /// Lifts the ban on `key` and forgets its failures; returns whether it
+    /// was tracked.
+    pub fn lift(&mut self, key: &K) -> bool {
+        self.records.remove(key).is_some()
     }
 
     /// Number of keys tracked (with failures or bans, expired ones included

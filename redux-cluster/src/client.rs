@@ -27,6 +27,7 @@ pub struct ConnectConfig {
     pub(crate) max_frame: usize,
     pub(crate) relay: bool,
     pub(crate) heartbeat: Duration,
+    pub(crate) ready_timeout: Option<Duration>,
 }
 
 pub(crate) enum Target {
@@ -107,6 +108,7 @@ impl ConnectConfig {
             max_frame: DEFAULT_MAX_FRAME,
             relay: true,
             heartbeat: Duration::from_secs(5),
+            ready_timeout: Some(Duration::from_secs(10)),
         }
     }
 
@@ -130,6 +132,14 @@ impl ConnectConfig {
     pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
         self.first_retry = first;
         self.max_retry = max.max(first);
+        self
+    }
+
+    /// How long [`crate::Store::ready`] waits for the first join before it
+    /// returns [`crate::JoinError::Timeout`] with the last cause (default
+    /// 10 s; `None`: for ever). The store keeps reconnecting either way.
+    pub fn connect_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.ready_timeout = limit;
         self
     }
 
@@ -171,6 +181,7 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
                     }
                     Err(e) => {
                         tracing::info!(peer = %peer, error = %e, "link lost; reconnecting");
+                        up.retrying(&format!("{peer}: {e}"));
                     }
                     Ok(()) => {}
                 }
@@ -185,6 +196,7 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
             }
             Err(Open::Retry(e)) => {
                 tracing::debug!(peer = %peer, error = %e, "connect failed; retrying");
+                up.retrying(&format!("{peer}: {e}"));
             }
         }
         let jitter =

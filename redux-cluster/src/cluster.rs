@@ -20,7 +20,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -58,14 +58,38 @@ pub(crate) fn worker_link() -> Result<Upstream, StartError> {
     let run = up.clone();
     handle.spawn(async move {
         let (r, w) = pipe::split(stream);
-        if let Err(e) = run
+        let res = run
             .run(r, w, FrameCodec::default(), None, None, false)
-            .await
-        {
+            .await;
+        if let Err(e) = &res {
             tracing::warn!(error = %e, "the link to the master ended");
+        }
+        // The channel ends only when the master closes it or dies (the
+        // kernel closes a dead process's end at once): no orphans.
+        if !OUTLIVE_MASTER.load(Ordering::SeqCst) {
+            eprintln!(
+                "redux-cluster: worker {}: the master process is gone; exiting \
+                 (call redux_cluster::cluster::outlive_master() to keep running)",
+                worker_id().unwrap_or(0)
+            );
+            std::process::exit(WORKER_ORPHANED_EXIT);
         }
     });
     Ok(up)
+}
+
+/// Whether a worker keeps running when its master is gone.
+static OUTLIVE_MASTER: AtomicBool = AtomicBool::new(false);
+
+/// The exit code of a worker whose master is gone.
+pub const WORKER_ORPHANED_EXIT: i32 = 75;
+
+/// In a worker: keep running when the master process is gone, instead of
+/// exiting (the default, with [`WORKER_ORPHANED_EXIT`] and a message on
+/// stderr). The stores then report `connected() == false`, and dispatches
+/// and commits fail with [`crate::DispatchError::Disconnected`].
+pub fn outlive_master() {
+    OUTLIVE_MASTER.store(true, Ordering::SeqCst);
 }
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);

@@ -96,6 +96,10 @@ pub(crate) struct Follower {
     pub session: u64,
     /// Woken when the queue empties or the link dies for good.
     pub drained: Notify,
+    /// How long `ready()` waits for the first join (`None`: for ever).
+    pub ready_timeout: Mutex<Option<std::time::Duration>>,
+    /// Why the last connection attempt failed.
+    pub last_failure: Mutex<Option<String>>,
 }
 
 pub(crate) struct Shared<S: Reducer> {
@@ -203,6 +207,8 @@ impl<S: Reducer> Shared<S> {
                 joined_once: AtomicBool::new(false),
                 session: rand::random::<u64>() | 1,
                 drained: Notify::new(),
+                ready_timeout: Mutex::new(None),
+                last_failure: Mutex::new(None),
             }),
             tasks: Mutex::new(Vec::new()),
             sessions: Mutex::new(crate::session::Sessions::default()),

@@ -30,6 +30,14 @@ pub enum JoinError {
     /// The link to the master is gone for good.
     #[error("the link to the master is gone")]
     LinkDown,
+    /// No join within the client's connect timeout; it keeps trying.
+    #[error("not joined within {after:?}{}", last_failure.as_ref().map(|c| format!("; last failure: {c}")).unwrap_or_default())]
+    Timeout {
+        /// The connect timeout.
+        after: std::time::Duration,
+        /// Why the last connection attempt failed, if one did.
+        last_failure: Option<String>,
+    },
 }
 
 /// A follower could not apply what its master sent.

@@ -188,9 +188,9 @@ pub enum ServeError {
 
 /// A running server. Dropping it stops accepting, closes every client link
 /// and removes the socket file.
-#[derive(Debug)]
 pub struct Server {
     task: tokio::task::JoinHandle<()>,
+    access: Arc<Access>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     path: Option<PathBuf>,
     addr: Option<SocketAddr>,
@@ -208,6 +208,28 @@ impl Server {
         self.addr
     }
 
+    /// The peers banned now for failed logins, with the seconds left on
+    /// each ban.
+    pub fn bans(&self) -> Vec<(crate::ban::BanKey, u64)> {
+        let now = tokio::time::Instant::now();
+        let mut v: Vec<_> = self
+            .access
+            .bans
+            .lock()
+            .banned(now)
+            .into_iter()
+            .filter_map(|(k, b)| Some((k.ban_key()?, b.until_secs_left)))
+            .collect();
+        v.sort_by_key(|(k, _)| format!("{k:?}"));
+        v
+    }
+
+    /// Lifts a ban (and forgets the failed logins) of `key`; returns whether
+    /// it had any.
+    pub fn unban(&self, key: crate::ban::BanKey) -> bool {
+        self.access.bans.lock().lift(&PeerKey::from_ban_key(key))
+    }
+
     /// Stops the server and waits until its links are closed and its
     /// address is free again.
     pub async fn shutdown(mut self) {
@@ -215,6 +237,15 @@ impl Server {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("path", &self.path)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -239,6 +270,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
         logins: cfg.logins,
         bans: Mutex::new(Bans::new(cfg.bans)),
     });
+    let keep_access = Arc::clone(&access);
     let stores: Arc<[&'static str]> = Arc::from(vec![name]);
     let codec = FrameCodec::new(cfg.max_frame);
     let (listener, path, addr, heartbeat) = match cfg.endpoint {
@@ -319,6 +351,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
     });
     Ok(Server {
         task,
+        access: keep_access,
         stop: Some(stop),
         path,
         addr,
@@ -378,7 +411,11 @@ impl Listener {
                         Some(pid) => format!("client uid {} pid {pid}", cred.uid),
                         None => format!("client uid {}", cred.uid),
                     },
-                    PeerKey::Uid(cred.uid),
+                    if cred.uid == own_uid() {
+                        PeerKey::Owner
+                    } else {
+                        PeerKey::Uid(cred.uid)
+                    },
                 )),
                 Err(e) => Err(e.to_string()),
             }),
@@ -386,4 +423,10 @@ impl Listener {
             Listener::TcpTls(l) => Some(remote(l.accept().await?)),
         }
     }
+}
+
+/// This process's effective user id.
+fn own_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }

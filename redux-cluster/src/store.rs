@@ -96,6 +96,9 @@ impl<S: Reducer> StoreBuilder<S> {
                 Arc::clone(&shared) as Arc<dyn crate::link::Source>,
             )?;
         }
+        if let Some(f) = &shared.follower {
+            *f.ready_timeout.lock() = cfg.ready_timeout;
+        }
         up.register(Arc::clone(&shared) as Arc<dyn crate::link::Sink>);
         let weak = Arc::downgrade(&shared);
         let task = handle.spawn(crate::client::run(up, cfg, move |e| {
@@ -316,8 +319,32 @@ impl<S: Reducer> Store<S> {
     /// Waits until a follower has joined its master (at once on a master).
     ///
     /// # Errors
-    /// [`JoinError`] when the master refused this store or the link died.
+    /// [`JoinError`] when the master refused this store or the link died;
+    /// for a client, [`JoinError::Timeout`] (with the last connection
+    /// failure) when it has not joined within its
+    /// [`crate::client::ConnectConfig::connect_timeout`]; it keeps trying,
+    /// and a later `ready()` may succeed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
     pub async fn ready(&self) -> Result<(), JoinError> {
+        let Some(f) = &self.shared.follower else {
+            return Ok(());
+        };
+        let limit = *f.ready_timeout.lock();
+        match limit {
+            None => self.joined().await,
+            Some(after) => match tokio::time::timeout(after, self.joined()).await {
+                Ok(r) => r,
+                Err(_) => Err(JoinError::Timeout {
+                    after,
+                    last_failure: f.last_failure.lock().clone(),
+                }),
+            },
+        }
+    }
+
+    async fn joined(&self) -> Result<(), JoinError> {
         let Some(f) = &self.shared.follower else {
             return Ok(());
         };

@@ -3,8 +3,9 @@
 //!
 //! Usage: `master die`: fork one worker; the worker prints `ready`, then
 //! commits in a loop until a commit fails and prints
-//! `disconnected: <error> connected=<bool>`. The master just waits to be
-//! killed.
+//! `disconnected: <error> connected=<bool>` (it outlives its master).
+//! `master orphan`: the worker prints `ready <pid>` and waits; with its
+//! master gone it exits on its own. The master just waits to be killed.
 
 use redux_cluster::cluster;
 use redux_cluster_tests::{Counter, CounterAction};
@@ -31,9 +32,18 @@ async fn main() {
         // Wait to be killed.
         std::future::pending::<()>().await;
     } else {
+        let orphan = std::env::args().nth(1).as_deref() == Some("orphan");
+        if !orphan {
+            cluster::outlive_master();
+        }
         if let Err(e) = store.ready().await {
             eprintln!("join failed: {e}");
             std::process::exit(2);
+        }
+        if orphan {
+            println!("ready {}", std::process::id());
+            let _ = std::io::stdout().flush();
+            std::future::pending::<()>().await;
         }
         println!("ready");
         let _ = std::io::stdout().flush();

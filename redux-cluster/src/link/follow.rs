@@ -116,6 +116,14 @@ impl Upstream {
         }
     }
 
+    /// A connection attempt failed (nothing listens, a refused port, a
+    /// lost link): the cause, for `ready()` to report if it gives up.
+    pub fn retrying(&self, cause: &str) {
+        for c in self.inner.chans.lock().iter() {
+            c.sink.on_retry(cause);
+        }
+    }
+
     /// Whether a store joined during the last connection.
     pub fn joined_any(&self) -> bool {
         self.inner.joined.load(Ordering::SeqCst)

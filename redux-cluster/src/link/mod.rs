@@ -157,6 +157,8 @@ pub(crate) trait Sink: Send + Sync {
     fn on_refused(&self, refusal: &JoinRefused<'_>);
     /// The link is gone for good, with this reason (a refused login).
     fn on_fatal(&self, why: &str);
+    /// A connection attempt failed with `cause`; another follows.
+    fn on_retry(&self, cause: &str);
     /// The link is gone; `will_retry` when a reconnect follows.
     fn on_down(&self, will_retry: bool);
     /// Moves queued dispatches into frames; returns whether any were added.

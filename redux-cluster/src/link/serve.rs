@@ -85,6 +85,30 @@ pub(crate) enum PeerKey {
     Ip(std::net::IpAddr),
     /// A forked worker: never banned.
     Worker,
+    /// A process of the server's own user (Unix sockets): never banned. It
+    /// could read the server's memory anyway (ptrace, /proc), so a ban
+    /// protects nothing, and a ban by uid would lock out every correctly
+    /// configured process of that user along with the faulty one.
+    Owner,
+}
+
+impl PeerKey {
+    /// The public form of a bannable key.
+    pub fn ban_key(&self) -> Option<crate::ban::BanKey> {
+        match *self {
+            PeerKey::Uid(uid) => Some(crate::ban::BanKey::Uid(uid)),
+            PeerKey::Ip(ip) => Some(crate::ban::BanKey::Ip(ip)),
+            PeerKey::Worker | PeerKey::Owner => None,
+        }
+    }
+
+    /// The key of a public ban key (an IPv6 address by its /64).
+    pub fn from_ban_key(key: crate::ban::BanKey) -> Self {
+        match key {
+            crate::ban::BanKey::Uid(uid) => PeerKey::Uid(uid),
+            crate::ban::BanKey::Ip(ip) => PeerKey::ip(ip),
+        }
+    }
 }
 
 /// Logins and the ban list of one server.
@@ -288,10 +312,13 @@ where
             Ok(admitted.read_only)
         }
         Err(_) => {
-            let banned = access
-                .bans
-                .lock()
-                .record_failure(&opts.peer_key, tokio::time::Instant::now());
+            let banned = match opts.peer_key {
+                PeerKey::Owner | PeerKey::Worker => None,
+                key => access
+                    .bans
+                    .lock()
+                    .record_failure(&key, tokio::time::Instant::now()),
+            };
             tracing::warn!(peer = %opts.peer, login = %login, "failed login");
             match banned {
                 Some(b) => {

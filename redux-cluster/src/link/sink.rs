@@ -161,6 +161,12 @@ impl<S: Reducer> Sink for Shared<S> {
         }
     }
 
+    fn on_retry(&self, cause: &str) {
+        if let Some(f) = &self.follower {
+            *f.last_failure.lock() = Some(cause.to_string());
+        }
+    }
+
     fn on_down(&self, will_retry: bool) {
         self.connected.store(false, Ordering::SeqCst);
         // A reconnecting link keeps every queued and in-flight dispatch and
