@@ -256,3 +256,39 @@ async fn close_flushes_a_snapshot_backup_and_a_journal() {
         .expect("within the limit");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn commits_held_for_the_journal_end_when_the_store_shuts_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("counter.backup");
+    tokio::time::timeout(LIMIT, async {
+        let store = Counter::start_master().expect("master");
+        store
+            .backup(
+                BackupConfig::new(&path)
+                    .kdf(KdfParams::fast_for_tests())
+                    .journal(),
+            )
+            .await
+            .expect("backup");
+        let commits: Vec<_> = (0..100)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.commit(CounterAction::Inc(1)).await })
+            })
+            .collect();
+        store.shutdown();
+        for c in commits {
+            // Durable before the shutdown, or told it was not: never a hang.
+            match c.await.expect("task") {
+                Ok(_)
+                | Err(redux_cluster::DispatchError::NotDurable(_))
+                | Err(redux_cluster::DispatchError::Closed) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("within the limit");
+}

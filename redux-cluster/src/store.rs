@@ -503,6 +503,9 @@ impl<S: Reducer> Store<S> {
         }
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.stop_tasks();
+        // Commits held for a journal that is now stopped would wait for ever.
+        self.shared
+            .durability_failed("the store was shut down before the action was on disk".into());
         self.shared.wake_all();
         if !self.roles().contains(Role::Worker) {
             crate::registry::unregister(
