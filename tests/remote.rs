@@ -390,13 +390,34 @@ async fn a_banned_address_is_listed_and_can_be_unbanned() {
         .await
         .expect("serve");
     let t = target(Net::Tcp, &server, fp);
+    let addr = server.local_addr().expect("addr");
+    let in_process = |password: &str| {
+        let cfg = ConnectConfig::tcp_tls(addr, "localhost", Trust::Fingerprint(fp))
+            .login("test1", password)
+            .relay(false);
+        Counter::builder().connect(cfg).expect("client")
+    };
     tokio::time::timeout(LIMIT, async {
-        for i in 1..=2 {
-            let mut c = client(&t, &["join", "--login", "test1", "wrong"]);
-            let l = c.line().await;
-            assert!(l.starts_with("refused: "), "attempt {i}: {l}");
-            c.exit().await;
-        }
+        // Refusals are typed: code can tell a wrong password from a ban.
+        let wrong = in_process("wrong");
+        assert_eq!(
+            wrong.ready().await,
+            Err(redux_cluster::JoinError::WrongCredentials)
+        );
+        wrong.shutdown();
+        let mut c = client(&t, &["join", "--login", "test1", "wrong"]);
+        let l = c.line().await;
+        assert!(l.starts_with("refused: "), "{l}");
+        c.exit().await;
+        let right = in_process("12345");
+        assert!(
+            matches!(
+                right.ready().await,
+                Err(redux_cluster::JoinError::Banned { .. })
+            ),
+            "banned"
+        );
+        right.shutdown();
         let bans = server.bans();
         let loopback = BanKey::Ip("127.0.0.1".parse().expect("ip"));
         assert_eq!(bans.len(), 1, "{bans:?}");

@@ -189,8 +189,9 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
             Err(Open::Refused(e)) => {
                 // A certificate that does not match will not match next
                 // time either: stop, and say why.
-                let why = format!("{peer}: {e}");
-                up.fail_all(&why);
+                up.fail_all(&crate::JoinError::CertificateRejected(format!(
+                    "{peer}: {e}"
+                )));
                 report(crate::Error::Transport(e));
                 return;
             }

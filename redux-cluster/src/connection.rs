@@ -33,8 +33,8 @@ pub enum LinkError {
     Refused(String),
     /// The server refused our login (wrong credentials, banned, or a login
     /// is required). Retrying with the same credentials cannot help.
-    #[error("login refused: {0}")]
-    AuthRefused(String),
+    #[error("{0}")]
+    AuthRefused(Box<crate::JoinError>),
     /// The server could not prove it knows our password: it is not the
     /// server we meant.
     #[error("the server failed to prove it holds the login's key")]

@@ -64,7 +64,7 @@ impl<S: Reducer> Core<S> {
 pub(crate) enum LinkStatus {
     Connecting,
     Joined,
-    Refused(String),
+    Refused(crate::JoinError),
     Down,
 }
 

@@ -24,8 +24,37 @@ pub enum StartError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JoinError {
-    /// The master refused this store (another schema, or no such store).
-    #[error("{0}")]
+    /// The master holds this store with another schema.
+    #[error(transparent)]
+    SchemaMismatch(#[from] SchemaMismatch),
+    /// The master has no store of this name.
+    #[error("store `{name}`: the master has no such store")]
+    UnknownStore {
+        /// Store name.
+        name: String,
+    },
+    /// Unknown login or wrong password.
+    #[error("login refused: wrong login or password")]
+    WrongCredentials,
+    /// The server needs a login and none was configured.
+    #[error("login refused: the server needs a login and none was given")]
+    LoginRequired,
+    /// Too many failed logins from this peer; refused for a while.
+    #[error("login refused: {detail}")]
+    Banned {
+        /// The server's words, with the time left.
+        detail: String,
+    },
+    /// The server admitted us without proving it holds the login's key: it
+    /// is not the server we meant.
+    #[error("the server failed to prove it holds the login's key")]
+    ServerNotAuthentic,
+    /// The server's certificate was refused (wrong fingerprint, name or
+    /// issuer); retrying cannot help.
+    #[error("the server's certificate was refused: {0}")]
+    CertificateRejected(String),
+    /// Refused for another reason (an unsupported protocol version, say).
+    #[error("refused: {0}")]
     Refused(String),
     /// The link to the master is gone for good.
     #[error("the link to the master is gone")]

@@ -93,9 +93,8 @@ impl Upstream {
         // A refused login will be refused again: that ends the link for
         // good, with the reason.
         let fatal = match &res {
-            Err(e @ (LinkError::AuthRefused(_) | LinkError::ServerNotAuthentic)) => {
-                Some(e.to_string())
-            }
+            Err(LinkError::AuthRefused(e)) => Some((**e).clone()),
+            Err(LinkError::ServerNotAuthentic) => Some(crate::JoinError::ServerNotAuthentic),
             _ => None,
         };
         for c in self.inner.chans.lock().iter_mut() {
@@ -110,7 +109,7 @@ impl Upstream {
     }
 
     /// Ends every store's link for good, with `why`.
-    pub fn fail_all(&self, why: &str) {
+    pub fn fail_all(&self, why: &crate::JoinError) {
         for c in self.inner.chans.lock().iter() {
             c.sink.on_fatal(why);
         }
@@ -283,9 +282,9 @@ where
             }
             Some(Message::Challenge(c)) if expected.is_none() => {
                 let Some(creds) = creds else {
-                    return Err(LinkError::AuthRefused(
-                        "the server needs a login and none was given".into(),
-                    ));
+                    return Err(LinkError::AuthRefused(Box::new(
+                        crate::JoinError::LoginRequired,
+                    )));
                 };
                 let (proof, sig) = creds
                     .prove(&nonce, &c)
@@ -296,9 +295,15 @@ where
             Some(Message::Refuse(r)) => {
                 let detail = r.detail.to_string();
                 return Err(match r.reason {
-                    RefuseReason::BadCredentials
-                    | RefuseReason::Banned
-                    | RefuseReason::LoginRequired => LinkError::AuthRefused(detail),
+                    RefuseReason::BadCredentials => {
+                        LinkError::AuthRefused(Box::new(crate::JoinError::WrongCredentials))
+                    }
+                    RefuseReason::Banned => {
+                        LinkError::AuthRefused(Box::new(crate::JoinError::Banned { detail }))
+                    }
+                    RefuseReason::LoginRequired => {
+                        LinkError::AuthRefused(Box::new(crate::JoinError::LoginRequired))
+                    }
                     _ => LinkError::Refused(detail),
                 });
             }

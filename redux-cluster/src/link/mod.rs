@@ -156,7 +156,7 @@ pub(crate) trait Sink: Send + Sync {
     fn on_nack(&self, batch: u64, request: u64, reason: &str);
     fn on_refused(&self, refusal: &JoinRefused<'_>);
     /// The link is gone for good, with this reason (a refused login).
-    fn on_fatal(&self, why: &str);
+    fn on_fatal(&self, why: &crate::JoinError);
     /// A connection attempt failed with `cause`; another follows.
     fn on_retry(&self, cause: &str);
     /// The link is gone; `will_retry` when a reconnect follows.

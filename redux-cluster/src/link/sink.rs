@@ -130,31 +130,35 @@ impl<S: Reducer> Sink for Shared<S> {
     fn on_refused(&self, r: &JoinRefused<'_>) {
         let err = match (r.reason, r.schema) {
             (JoinRefusal::SchemaMismatch, Some(theirs)) => {
-                crate::Error::SchemaMismatch(SchemaMismatch::new(
+                crate::JoinError::SchemaMismatch(SchemaMismatch::new(
                     S::NAME,
                     "the master",
                     (S::SCHEMA, &Sink::describe(self)),
                     (theirs, r.describe),
                 ))
             }
+            _ => crate::JoinError::UnknownStore {
+                name: S::NAME.to_string(),
+            },
+        };
+        self.fail_all(DispatchError::Refused(err.to_string()), true);
+        if let Some(f) = &self.follower {
+            f.status.send_replace(LinkStatus::Refused(err.clone()));
+        }
+        self.report(match err {
+            crate::JoinError::SchemaMismatch(m) => crate::Error::SchemaMismatch(m),
             _ => crate::Error::UnknownStore {
                 name: S::NAME.to_string(),
                 peer: "the master".into(),
             },
-        };
-        let msg = err.to_string();
-        self.fail_all(DispatchError::Refused(msg.clone()), true);
-        if let Some(f) = &self.follower {
-            f.status.send_replace(LinkStatus::Refused(msg));
-        }
-        self.report(err);
+        });
     }
 
-    fn on_fatal(&self, why: &str) {
+    fn on_fatal(&self, why: &crate::JoinError) {
         self.connected.store(false, Ordering::SeqCst);
         let dropped = self.fail_all(DispatchError::Refused(why.to_string()), true);
         if let Some(f) = &self.follower {
-            f.status.send_replace(LinkStatus::Refused(why.to_string()));
+            f.status.send_replace(LinkStatus::Refused(why.clone()));
         }
         if dropped > 0 {
             self.report(crate::Error::Dropped(dropped));
