@@ -76,6 +76,12 @@ impl<'a> Canon<'a> {
         self.out.extend_from_slice(&index.to_le_bytes());
     }
 
+    /// A variant's index, then its fields as a sequence.
+    fn variant_seq(mut self, index: u32) -> Seq<'a> {
+        self.variant(index);
+        self.seq()
+    }
+
     fn seq(self) -> Seq<'a> {
         self.out.push(SEQ);
         Seq { out: self.out }
@@ -208,9 +214,7 @@ impl<'a> ser::Serializer for Canon<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Seq<'a>, Error> {
-        let mut this = self;
-        this.variant(i);
-        Ok(this.seq())
+        Ok(self.variant_seq(i))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Map<'a>, Error> {
         Ok(Map {
@@ -229,9 +233,7 @@ impl<'a> ser::Serializer for Canon<'a> {
         _: &'static str,
         _: usize,
     ) -> Result<Seq<'a>, Error> {
-        let mut this = self;
-        this.variant(i);
-        Ok(this.seq())
+        Ok(self.variant_seq(i))
     }
     fn is_human_readable(&self) -> bool {
         false
