@@ -286,14 +286,15 @@ impl<S: Reducer> Shared<S> {
         if !d.journaled.load(Ordering::SeqCst) {
             return reply(Ok(seq));
         }
+        // Replies run under this lock, here and in `set_durable`, so they
+        // go out in seq order: an ack must never overtake the acks of the
+        // batches before it. (Replies only queue frames or fill oneshots;
+        // none takes this lock.)
         let mut held = d.held.lock();
-        // Checked under the lock `set_durable` drains under: no lost reply.
         if let Some(why) = &*d.failed.lock() {
-            drop(held);
             return reply(Err(DispatchError::NotDurable(why.clone())));
         }
         if d.durable.load(Ordering::SeqCst) >= seq {
-            drop(held);
             return reply(Ok(seq));
         }
         held.entry(seq).or_default().push(reply);
@@ -303,15 +304,15 @@ impl<S: Reducer> Shared<S> {
     /// replies held for it and lets the links send it.
     pub fn set_durable(&self, seq: u64) {
         let d = &self.durability;
-        let ready = {
+        {
             let mut held = d.held.lock();
             d.durable.fetch_max(seq, Ordering::SeqCst);
             let later = held.split_off(&(seq + 1));
-            std::mem::replace(&mut *held, later)
-        };
-        for (s, replies) in ready {
-            for r in replies {
-                r(Ok(s));
+            // In seq order, under the lock (see `reply_durable`).
+            for (s, replies) in std::mem::replace(&mut *held, later) {
+                for r in replies {
+                    r(Ok(s));
+                }
             }
         }
         self.wake_links();

@@ -189,18 +189,29 @@ impl Outbox {
 
     /// The master acked `batch`, its last action at `seq`; `applied` is
     /// this store's seq. Commits resolve once their seq is applied here.
+    ///
+    /// Acks may come in any order: each settles its own batch only, and
+    /// [`Outbox::acked_batch`] stays below the oldest batch still in flight,
+    /// so a rejoin asks about every unacked one.
     pub fn ack(&mut self, batch: u64, seq: u64, applied: u64) -> Ready {
         let mut ready = Vec::new();
-        while self.inflight.front().is_some_and(|s| s.batch <= batch) {
-            if let Some(seg) = self.inflight.pop_front() {
+        if let Some(i) = self.inflight.iter().position(|s| s.batch == batch) {
+            if let Some(seg) = self.inflight.remove(i) {
                 self.queued -= seg.count as usize;
-                if seg.batch == batch {
-                    self.settle_seg(&seg, seq, applied, &mut ready);
-                }
+                self.settle_seg(&seg, seq, applied, &mut ready);
             }
         }
-        self.acked_batch = self.acked_batch.max(batch);
+        self.advance_acked();
         ready
+    }
+
+    /// Every batch below the oldest in flight has been acked (or settled).
+    fn advance_acked(&mut self) {
+        let below = self
+            .inflight
+            .front()
+            .map_or(self.next_batch, |s| s.batch.saturating_sub(1));
+        self.acked_batch = self.acked_batch.max(below);
     }
 
     /// The master refused `batch`: its commits fail with `err`; returns
@@ -215,7 +226,7 @@ impl Outbox {
                 self.fail_requests(&seg, err, &mut ready);
             }
         }
-        self.acked_batch = self.acked_batch.max(batch);
+        self.advance_acked();
         (ready, silent)
     }
 
@@ -231,16 +242,11 @@ impl Outbox {
                     self.settle_seg(&seg, seq, applied, &mut ready);
                 }
             }
-            self.acked_batch = self.acked_batch.max(batch);
         }
-        // Anything older than the last applied batch was applied too (the
-        // master applies a session's batches in order).
-        let last = batches.last().map_or(0, |a| a.0);
-        while self.inflight.front().is_some_and(|s| s.batch <= last) {
-            if let Some(seg) = self.inflight.pop_front() {
-                self.queued -= seg.count as usize;
-            }
-        }
+        // The master reports every batch after our `acked_batch` that it
+        // applied; the rest go again, in order (it applies a session's
+        // batches in order, and drops a batch it already has).
+        self.advance_acked();
         self.resend = !self.inflight.is_empty();
         ready
     }
@@ -369,6 +375,29 @@ mod tests {
         assert!(!out.is_empty());
         run(o.ack(2, 41, 41));
         assert_eq!(results.lock().unwrap()[1], (2, Ok(41)));
+    }
+
+    #[test]
+    fn acks_in_any_order_settle_their_own_commits() {
+        let results: Results = Arc::default();
+        let mut o = Outbox::default();
+        let codec = FrameCodec::default();
+        let mut out = Vec::new();
+        for tag in 1..=3 {
+            push(&mut o, 1, Some(commit(&results, tag)));
+            let _ = o.take(Channel::default(), &mut out, &codec);
+        }
+        run(o.ack(3, 12, 12));
+        assert_eq!(o.acked_batch(), 0, "batches 1 and 2 are still unacked");
+        run(o.ack(1, 10, 12));
+        assert_eq!(o.acked_batch(), 1);
+        // A rejoin now reports batch 2 as applied.
+        run(o.rejoined(&[(2, 11)], 12));
+        assert_eq!(o.acked_batch(), 3);
+        assert!(!o.has_work());
+        let mut got = results.lock().unwrap().clone();
+        got.sort_by_key(|(t, _)| *t);
+        assert_eq!(got, vec![(1, Ok(10)), (2, Ok(11)), (3, Ok(12))]);
     }
 
     #[test]
