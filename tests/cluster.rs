@@ -728,3 +728,46 @@ async fn ready_gives_up_on_an_absent_server_in_time_and_a_later_ready_joins() {
         s.shutdown();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_client_with_a_password_refuses_a_server_that_never_challenged_it() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::protocol::{FrameCodec, Message, Welcome};
+    use redux_cluster::JoinError;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    // An impostor: whatever the hello says, it admits the client at once.
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    let impostor = tokio::spawn(async move {
+        let mut welcome = Vec::new();
+        FrameCodec::default()
+            .encode(
+                &Message::Welcome(Welcome {
+                    signature: [0; 32],
+                    read_only: false,
+                }),
+                &mut welcome,
+            )
+            .expect("encode");
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut b = [0u8; 512];
+            let _ = s.read(&mut b).await;
+            let _ = s.write_all(&welcome).await;
+        }
+    });
+    let store = Counter::builder()
+        .connect(
+            ConnectConfig::unix(&path)
+                .login("test1", "12345")
+                .relay(false),
+        )
+        .expect("client");
+    let res = tokio::time::timeout(LIMIT, store.ready())
+        .await
+        .expect("answered");
+    assert_eq!(res, Err(JoinError::ServerNotAuthentic));
+    store.shutdown();
+    impostor.abort();
+}

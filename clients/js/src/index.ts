@@ -207,9 +207,11 @@ class Client<S, A> implements ClusterClient<S, A> {
           return;
         }
         if (msg.type === "welcome") {
+          // With a password, a welcome without a challenge comes from a
+          // server that never proved it knows the password: refuse it.
           const check = expected
             ? expected.then((sig) => sameBytes(sig, unhex(String(msg.signature ?? ""))))
-            : Promise.resolve(true);
+            : Promise.resolve(this.opts.password === undefined);
           check.then((ok) => {
             if (!ok) {
               this.die(new ClusterError("the server could not prove that it knows the password", "protocol"), ws);

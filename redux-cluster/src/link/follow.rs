@@ -273,10 +273,15 @@ where
     loop {
         match reader.next().await? {
             Some(Message::Welcome(w)) => {
-                if let Some(sig) = &expected {
-                    if !ExpectedServerSignature::check(sig, &w) {
+                match &expected {
+                    Some(sig) if !ExpectedServerSignature::check(sig, &w) => {
                         return Err(LinkError::ServerNotAuthentic);
                     }
+                    // With a password, a welcome without a challenge is a
+                    // server that never proved it holds the login's key:
+                    // an impostor could admit anyone.
+                    None if creds.is_some() => return Err(LinkError::ServerNotAuthentic),
+                    _ => {}
                 }
                 return Ok(());
             }
