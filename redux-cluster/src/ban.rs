@@ -137,6 +137,7 @@ impl Record {
 /// Memory is bounded by [`BanPolicy::max_keys`] records of at most
 /// `max_failures - 1` instants each.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct Bans<K: Hash + Eq + Clone> {
     policy: BanPolicy,
     records: HashMap<K, Record>,

@@ -55,8 +55,13 @@ mod header;
 mod journal;
 
 pub use crypto::{KdfParams, Key};
+// The file formats themselves: public for the tests and tools, not a
+// promise; a store's backup is configured through `BackupConfig`.
+#[doc(hidden)]
 pub use file::{BackupFile, Snapshot};
+#[doc(hidden)]
 pub use format::{FORMAT_VERSION, HEADER_LEN};
+#[doc(hidden)]
 pub use journal::{Journal, Record, Replay, JOURNAL_VERSION};
 
 use crate::schema::{SchemaHash, StoreId};
