@@ -27,6 +27,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (store, _workers) = if cluster::is_master() {
         let store = Tasks::builder()
             .on_error(|e| eprintln!("error: {e}"))
+            .on_event(|e| eprintln!("event: {e}"))
             .connect(ConnectConfig::unix("./mysock.sock").login("test1", "12345"))?;
         let workers = cluster::fork(2)?;
         (store, workers)

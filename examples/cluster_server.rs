@@ -24,6 +24,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(u64::MAX);
     let store = Tasks::builder()
         .on_error(|e| eprintln!("error: {e}"))
+        .on_event(|e| eprintln!("event: {e}"))
         .start()?;
     let name = cluster::worker_id().map_or_else(|| "m".to_string(), |id| id.to_string());
     let (_server, _workers) = if cluster::is_master() {

@@ -2,7 +2,7 @@
 //! workers are the `worker` binary, linked by inherited socket pairs.
 
 use redux_cluster::{cluster, Error};
-use redux_cluster_tests::{parse_final, slot, Counter, CounterAction, Notes, Scoped};
+use redux_cluster_tests::{events, parse_final, slot, Counter, CounterAction, Notes, Scoped};
 use serial_test::serial;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -47,6 +47,32 @@ fn errors() -> (
     (seen, move |e: &Error| {
         s.lock().expect("lock").push(e.to_string())
     })
+}
+
+/// Waits until process `pid` (not necessarily our child) has exited.
+async fn exited(pid: i32) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        // ESRCH: it is gone (and reaped) already.
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ESRCH),
+            "pidfd_open"
+        );
+        return;
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and the
+    // same for its whole life.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| e.to_string())
+    .expect("watch the pidfd");
+    let _ = fd.readable().await.expect("the pidfd becomes readable");
 }
 
 async fn three_workers(store: Scoped<Counter>) {
@@ -127,8 +153,8 @@ async fn snapshot_mode_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[serial]
 async fn killed_worker_is_reported_and_others_carry_on() {
-    let (seen, hook) = errors();
-    let store = Scoped(Counter::builder().on_error(hook).start().expect("master"));
+    let (seen, hook) = events();
+    let store = Scoped(Counter::builder().on_event(hook).start().expect("master"));
     tokio::time::timeout(LIMIT, async {
         // Survivors dispatch 20,000 each, then wait for the end marker.
         let mut victim = start(&["count", "100000000", "end"]);
@@ -313,9 +339,9 @@ async fn a_worker_exits_when_its_master_is_killed() {
             said.contains("the master process is gone; exiting"),
             "{said}"
         );
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Gone, or a zombie waiting for a parent to reap it.
-        assert!(state.is_empty() || state.contains(") Z "), "{state}");
+        // Closing its files is part of exiting, not its end: wait for the
+        // end itself (a pidfd turns readable when the process has exited).
+        exited(pid.parse().expect("pid")).await;
     })
     .await
     .expect("hang");
@@ -325,12 +351,14 @@ async fn a_worker_exits_when_its_master_is_killed() {
 #[serial]
 async fn a_diverging_worker_is_detected_reported_and_repaired() {
     use redux_cluster_tests::{Flaky, FlakyAction};
-    let (seen, hook) = errors();
+    let (seen, hook) = events();
     let store = Scoped(
         Flaky::builder()
             .resync(0)
-            .digest_every(10)
-            .on_error(hook)
+            // Every catch-up point: the last pass before seq 100 may hold fewer
+            // than any larger cadence, and the check must happen at 100.
+            .digest_every(1)
+            .on_event(hook)
             .start()
             .expect("master"),
     );
@@ -357,6 +385,47 @@ async fn a_diverging_worker_is_detected_reported_and_repaired() {
             "the master reports the repair: {reports:?}"
         );
         w.kill().await.expect("kill");
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_worker_that_exits_is_an_event_not_an_error() {
+    let (errors_seen, on_error) = errors();
+    let (events_seen, on_event) = events();
+    let store = Scoped(
+        Counter::builder()
+            .on_error(on_error)
+            .on_event(on_event)
+            .start()
+            .expect("master"),
+    );
+    tokio::time::timeout(LIMIT, async {
+        let (mut w, mut lines) = start(&["count", "10", "end"]);
+        let id = w.id();
+        let s = slot(id);
+        store
+            .wait_until(|st| st.by[s] == 10)
+            .await
+            .expect("applied");
+        store.dispatch(CounterAction::End).expect("end");
+        let fin = line(&mut lines).await;
+        assert!(fin.starts_with("final "), "{fin}");
+        w.link_closed().await;
+        let events = events_seen.lock().expect("lock").clone();
+        assert!(
+            events.contains(&format!("worker {id} joined")),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("worker {id} left"))),
+            "{events:?}"
+        );
+        assert!(errors_seen.lock().expect("lock").is_empty());
     })
     .await
     .expect("hang");

@@ -5,7 +5,7 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::server::{ServeConfig, ServeError};
 use redux_cluster::transport::unix::BindError;
 use redux_cluster::Error;
-use redux_cluster_tests::{Counter, CounterAction, Proc, Scoped};
+use redux_cluster_tests::{events, Counter, CounterAction, Proc, Scoped};
 use serial_test::serial;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,17 +21,6 @@ fn client(target: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Proc {
 
 fn sock(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("store.sock")
-}
-
-fn errors() -> (
-    Arc<Mutex<Vec<String>>>,
-    impl Fn(&Error) + Send + Sync + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = Arc::clone(&seen);
-    (seen, move |e: &Error| {
-        s.lock().expect("lock").push(e.to_string())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,8 +323,8 @@ async fn a_client_that_never_reads_costs_bounded_memory_then_a_snapshot() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = sock(&dir);
-    let (seen, hook) = errors();
-    let store = Scoped(Counter::builder().on_error(hook).start().expect("master"));
+    let (seen, hook) = events();
+    let store = Scoped(Counter::builder().on_event(hook).start().expect("master"));
     let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
     tokio::time::timeout(LIMIT, async {
         let mut raw = tokio::net::UnixStream::connect(&path)

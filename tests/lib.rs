@@ -272,3 +272,15 @@ impl TestCa {
         ClientIdentity::from_pem(cert.as_bytes(), key.as_bytes()).expect("client identity")
     }
 }
+
+/// A hook that records each event's text, and what it recorded.
+pub fn events() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    impl Fn(&redux_cluster::Event) + Send + Sync + 'static,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = std::sync::Arc::clone(&seen);
+    (seen, move |e: &redux_cluster::Event| {
+        s.lock().expect("lock").push(e.to_string())
+    })
+}

@@ -228,7 +228,10 @@ impl<S: Reducer> Shared<S> {
     /// Waits for the backup task to write what is applied and stop (the
     /// store must be marked closed first).
     pub async fn flush_persist(&self) {
+        // The journal waits on its link wake, a snapshot backup on a change:
+        // both must see `closed` now.
         self.wake_links();
+        self.wake_all();
         let task = self.persist.lock().take();
         if let Some(t) = task {
             let _ = t.await;
@@ -431,6 +434,13 @@ impl<S: Reducer> Shared<S> {
 
     pub fn roles(&self) -> Roles {
         Roles::from_bits(self.roles.load(Ordering::SeqCst))
+    }
+
+    pub fn event(&self, ev: crate::Event) {
+        tracing::info!(store = S::NAME, event = %ev, "redux-cluster");
+        if let Some(hook) = &self.options.on_event {
+            hook(&ev);
+        }
     }
 
     pub fn report(&self, err: crate::Error) {

@@ -52,7 +52,9 @@
 //! - `backup/`: snapshot files and the action journal (format, crypto,
 //!   crash-safe file writes, journal); `persist.rs` runs them for a store.
 //! - `auth.rs`: logins by challenge-response; `ban.rs`: brute-force bans.
-//! - `error.rs`: error types, split by when they happen.
+//! - `error.rs`: error types, split by when they happen; `event.rs`:
+//!   events (peers joining and leaving, reconnects, repairs), which are not
+//!   errors.
 #![warn(missing_docs)]
 
 // Lets the macros' `::redux_cluster::` paths resolve inside this crate too.
@@ -69,11 +71,14 @@ mod const_sha256;
 mod core;
 mod digest;
 mod error;
+mod event;
 mod link;
 mod log;
 mod options;
 mod outbox;
 mod persist;
+// The wire messages: public for the tests and fuzz targets, not a promise.
+#[doc(hidden)]
 pub mod protocol;
 mod reducer;
 mod registry;
@@ -85,8 +90,10 @@ pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;
 
+pub use backup::Position;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
+pub use event::{Event, EventHook};
 pub use options::{ErrorHook, Mode, Role, Roles};
 pub use persist::{Backup, BackupConfig};
 pub use reducer::{ClusterState, Reducer};
@@ -120,14 +127,6 @@ pub enum Error {
     /// Saving the store failed; the backup task has stopped.
     #[error(transparent)]
     Backup(#[from] backup::BackupError),
-    /// A peer with this store left (it closed, crashed, or was killed).
-    #[error("{peer} left ({reason})")]
-    PeerLeft {
-        /// Who the peer was.
-        peer: String,
-        /// Why, as far as this side knows.
-        reason: String,
-    },
     /// A peer holds this store with another schema; the join was refused.
     #[error(transparent)]
     SchemaMismatch(#[from] SchemaMismatch),
@@ -142,36 +141,6 @@ pub enum Error {
     /// What the master sent could not be applied; a snapshot was requested.
     #[error(transparent)]
     Sync(#[from] SyncError),
-    /// A follower fell behind the action ring (it reads too slowly, or was
-    /// away too long) and was sent a snapshot instead of the actions.
-    #[error("{peer} fell {behind} actions behind and was sent a snapshot")]
-    SlowConsumer {
-        /// Who.
-        peer: String,
-        /// How many actions behind it was.
-        behind: u64,
-    },
-    /// A follower's state diverged from this master's (or needed repair
-    /// after bad input); it was sent a snapshot.
-    #[error("{peer} diverged at seq {seq} and was sent a snapshot")]
-    PeerDiverged {
-        /// Who.
-        peer: String,
-        /// Where.
-        seq: u64,
-    },
-    /// This follower's state was replaced by a snapshot behind its own
-    /// position: its master restarted with a history that may be shorter
-    /// than what this follower had applied (no journal, or a torn journal
-    /// tail), so it started a new epoch. Actions between `to` and `from`
-    /// that this follower had seen may be gone.
-    #[error("rolled back by the master from epoch {:x} seq {} to epoch {:x} seq {}", from.epoch, from.seq, to.epoch, to.seq)]
-    RolledBack {
-        /// Where this follower was.
-        from: protocol::Position,
-        /// The snapshot it installed.
-        to: protocol::Position,
-    },
     /// Queued dispatches were dropped: the link will not come back, or the
     /// store was shut down before they were delivered.
     #[error("{0} queued actions were dropped before the master acknowledged them")]

@@ -15,6 +15,7 @@ pub type ErrorHook = Arc<dyn Fn(&crate::Error) + Send + Sync>;
 pub(crate) struct Options {
     pub mode: Mode,
     pub on_error: Option<ErrorHook>,
+    pub on_event: Option<crate::EventHook>,
     pub max_frame: usize,
     pub log: LogLimits,
     /// Most dispatches queued while the master is unreachable.
@@ -28,6 +29,7 @@ impl Default for Options {
         Self {
             mode: Mode::default(),
             on_error: None,
+            on_event: None,
             max_frame: crate::protocol::DEFAULT_MAX_FRAME,
             log: LogLimits::default(),
             max_queue: 1 << 20,

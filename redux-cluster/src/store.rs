@@ -54,6 +54,15 @@ impl<S: Reducer> StoreBuilder<S> {
         self
     }
 
+    /// Calls `hook` with every [`crate::Event`] of the store (peers joining
+    /// and leaving, reconnects, failed logins and bans, slow consumers,
+    /// repairs, rollbacks). Events are not errors: the error hook does not
+    /// see them.
+    pub fn on_event(mut self, hook: impl Fn(&crate::Event) + Send + Sync + 'static) -> Self {
+        self.options.on_event = Some(Arc::new(hook));
+        self
+    }
+
     /// Largest frame accepted from a peer (default 64 MiB).
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.options.max_frame = bytes;
@@ -253,7 +262,7 @@ impl<S: Reducer> Store<S> {
     /// - **snapshot backup** (`count` / `timeout`): the action is applied by
     ///   the master; a master crash loses at most the actions of the loss
     ///   window chosen, and followers that had seen them are rolled back
-    ///   (reported as [`crate::Error::RolledBack`]).
+    ///   (reported as [`crate::Event::RolledBack`]).
     /// - **no backup**: the master holds it in memory only.
     ///
     /// # Errors

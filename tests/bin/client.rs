@@ -78,8 +78,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::io::stdout().flush();
     };
     let store = Counter::builder()
-        .on_error(|e| {
-            if matches!(e, redux_cluster::Error::RolledBack { .. }) {
+        .on_event(|e| {
+            if matches!(e, redux_cluster::Event::RolledBack { .. }) {
                 ROLLBACKS.fetch_add(1, Ordering::SeqCst);
                 ROLLED.notify_waiters();
             }

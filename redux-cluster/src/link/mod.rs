@@ -134,6 +134,8 @@ pub(crate) trait Source: Send + Sync {
     fn detach(&self, waker: &Arc<Notify>);
     /// Reports an error through the store's hook.
     fn report(&self, err: crate::Error);
+    /// Reports an event through the store's hook.
+    fn event(&self, ev: crate::Event);
 }
 
 /// A store as seen by the link that follows its master.

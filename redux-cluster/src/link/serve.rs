@@ -220,17 +220,21 @@ where
     }
     for c in chans {
         c.source.detach(&link.wake);
-        let err = match result {
-            Err(LinkError::Frame(_)) | Err(LinkError::Protocol(_)) => crate::Error::Link {
+        match result {
+            // A peer that broke the protocol is an error; one that left is
+            // an event, clean or not.
+            Err(LinkError::Frame(_)) | Err(LinkError::Protocol(_)) => {
+                c.source.report(crate::Error::Link {
+                    peer: opts.peer.clone(),
+                    source: LinkError::Protocol(reason.clone()),
+                })
+            }
+            _ => c.source.event(crate::Event::PeerLeft {
                 peer: opts.peer.clone(),
-                source: LinkError::Protocol(reason.clone()),
-            },
-            _ => crate::Error::PeerLeft {
-                peer: opts.peer.clone(),
+                clean: result.is_ok(),
                 reason: reason.clone(),
-            },
-        };
-        c.source.report(err);
+            }),
+        }
     }
 }
 
@@ -320,6 +324,18 @@ where
                     .record_failure(&key, tokio::time::Instant::now()),
             };
             tracing::warn!(peer = %opts.peer, login = %login, "failed login");
+            to_stores(opts, |s| {
+                s.event(crate::Event::LoginFailed {
+                    peer: opts.peer.clone(),
+                    login: login.clone(),
+                });
+                if let Some(b) = &banned {
+                    s.event(crate::Event::Banned {
+                        peer: opts.peer.clone(),
+                        seconds: b.until_secs_left,
+                    });
+                }
+            });
             match banned {
                 Some(b) => {
                     let detail = format!(
@@ -337,6 +353,16 @@ where
                     .await
                 }
             }
+        }
+    }
+}
+
+/// Runs `f` on each store this link serves (before a join, the link does
+/// not know which store the peer is after).
+fn to_stores(opts: &ServeOptions, f: impl Fn(&Arc<dyn Source>)) {
+    for name in opts.stores.iter().flat_map(|s| s.iter()) {
+        if let Some(s) = registry::get(name) {
+            f(&s);
         }
     }
 }
@@ -401,7 +427,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         })
                 };
                 if let Some(s) = source {
-                    s.report(crate::Error::PeerDiverged {
+                    s.event(crate::Event::PeerDiverged {
                         peer: opts.peer.clone(),
                         seq: d.seq,
                     });
@@ -558,6 +584,9 @@ fn finish_join(
         .map(|pos| pos.seq);
     source.attach(&link.wake);
     source.add_role(opts.role);
+    source.event(crate::Event::PeerJoined {
+        peer: opts.peer.clone(),
+    });
     link.push(
         &link.pre,
         &Message::Joined(Joined {
@@ -605,7 +634,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         Err(e) => c.source.report(crate::Error::Frame(e)),
                     }
                     if let Some(behind) = c.feed.lagged.take() {
-                        c.source.report(crate::Error::SlowConsumer {
+                        c.source.event(crate::Event::SlowConsumer {
                             peer: link.peer.clone(),
                             behind,
                         });

@@ -75,12 +75,12 @@ impl<S: Reducer> Sink for Shared<S> {
         let rolled =
             joined && ((from.0 != epoch && from.1 > 0) || (from.0 == epoch && seq < from.1));
         if rolled {
-            self.report(crate::Error::RolledBack {
-                from: Position {
+            self.event(crate::Event::RolledBack {
+                from: crate::Position {
                     epoch: from.0,
                     seq: from.1,
                 },
-                to: Position { epoch, seq },
+                to: crate::Position { epoch, seq },
             });
         }
         Ok(())
@@ -169,6 +169,9 @@ impl<S: Reducer> Sink for Shared<S> {
         if let Some(f) = &self.follower {
             *f.last_failure.lock() = Some(cause.to_string());
         }
+        self.event(crate::Event::Reconnecting {
+            cause: cause.to_string(),
+        });
     }
 
     fn on_down(&self, will_retry: bool) {

@@ -242,6 +242,10 @@ impl<S: Reducer> Source for Shared<S> {
     fn report(&self, err: crate::Error) {
         Shared::report(self, err);
     }
+
+    fn event(&self, ev: crate::Event) {
+        Shared::event(self, ev);
+    }
 }
 
 /// The readable schema of a store: state, then actions.
