@@ -760,3 +760,46 @@ async fn a_client_with_a_password_refuses_a_server_that_never_challenged_it() {
     store.shutdown();
     impostor.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_full_server_says_so_and_admits_the_client_when_a_place_frees() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::JoinError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let store = Scoped(Counter::builder().start().expect("master"));
+    let _server = store
+        .serve(ServeConfig::unix(&path).max_clients(1))
+        .await
+        .expect("serve");
+    let cfg = || {
+        ConnectConfig::unix(&path)
+            .relay(false)
+            .connect_timeout(Some(Duration::from_secs(1)))
+    };
+    tokio::time::timeout(LIMIT, async {
+        let first = Counter::connect(cfg()).expect("client");
+        first.ready().await.expect("the first fits");
+        let second = Counter::connect(cfg()).expect("client");
+        match second.ready().await {
+            Err(JoinError::Timeout {
+                last_failure: Some(why),
+                ..
+            }) => assert!(why.contains("the server is full (1 clients)"), "{why}"),
+            other => panic!("expected a timeout saying the server is full: {other:?}"),
+        }
+        first.shutdown();
+        loop {
+            match second.ready().await {
+                Ok(()) => break,
+                Err(JoinError::Timeout { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(second.commit(CounterAction::Inc(1)).await, Ok(1));
+        second.shutdown();
+    })
+    .await
+    .expect("within the limit");
+}

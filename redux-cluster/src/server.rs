@@ -307,6 +307,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
     let task = tokio::spawn(async move {
         let mut listener = listener;
         let mut links = JoinSet::new();
+        let mut refusals = JoinSet::new();
         let mut last_collect = tokio::time::Instant::now();
         loop {
             let conn = tokio::select! {
@@ -324,8 +325,14 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
                 }
             };
             while links.try_join_next().is_some() {}
+            while refusals.try_join_next().is_some() {}
             if links.len() >= max_clients {
                 tracing::warn!(max_clients, %peer, "refusing a client: too many connected");
+                // Say why, so the client can show it; a bounded number of
+                // these at once, each time-limited.
+                if refusals.len() < MAX_REFUSING {
+                    refusals.spawn(refuse_full(r, w, codec, max_clients));
+                }
                 continue;
             }
             let now = tokio::time::Instant::now();
@@ -429,4 +436,28 @@ impl Listener {
 fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Most "server full" refusals being written at once.
+const MAX_REFUSING: usize = 64;
+
+/// Tells a client over the limit that the server is full, then waits (at
+/// most a second) for it to close: closing first could fail the client's
+/// hello with a broken pipe before it reads why.
+async fn refuse_full(mut r: BoxRead, w: BoxWrite, codec: FrameCodec, max_clients: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut writer = crate::connection::FrameWriter::new(w, codec);
+    let detail = format!("the server is full ({max_clients} clients); try again later");
+    let msg = crate::protocol::Message::Refuse(crate::protocol::Refuse {
+        reason: crate::protocol::RefuseReason::Unavailable,
+        detail: &detail,
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        writer.send(&msg).await?;
+        // Whatever the client sends is dropped; a small buffer, reused.
+        let mut sink = [0u8; 256];
+        while r.read(&mut sink).await? > 0 {}
+        Ok::<(), crate::LinkError>(())
+    })
+    .await;
 }
