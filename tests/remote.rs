@@ -163,9 +163,8 @@ async fn wrong_name_under_ca_trust_is_refused() {
     .expect("hang");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[serial]
-async fn wrong_password_is_refused_and_counted_toward_the_ban() {
+/// A master serving over TCP+TLS with one login, banning after 2 failures.
+async fn banning_server() -> (Scoped<Counter>, Server, Fingerprint) {
     let store = Scoped(Counter::start_master().expect("master"));
     let id = identity();
     let fp = id.fingerprint();
@@ -175,12 +174,19 @@ async fn wrong_password_is_refused_and_counted_toward_the_ban() {
     };
     let server = store
         .serve(
-            ServeConfig::tcp_tls(any_port(), id)
+            config(Net::Tcp, any_port(), id)
                 .login("test1", "12345")
                 .ban_policy(policy),
         )
         .await
         .expect("serve");
+    (store, server, fp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn wrong_password_is_refused_and_counted_toward_the_ban() {
+    let (_store, server, fp) = banning_server().await;
     let t = target(Net::Tcp, &server, fp);
     tokio::time::timeout(LIMIT, async {
         let mut c = client(&t, &["join", "--login", "test1", "nope"]);
@@ -374,21 +380,7 @@ async fn mutual_tls_store_commits_over_tcp_tls() {
 #[serial]
 async fn a_banned_address_is_listed_and_can_be_unbanned() {
     use redux_cluster::ban::BanKey;
-    let store = Scoped(Counter::start_master().expect("master"));
-    let id = identity();
-    let fp = id.fingerprint();
-    let policy = BanPolicy {
-        max_failures: 2,
-        ..BanPolicy::default()
-    };
-    let server = store
-        .serve(
-            config(Net::Tcp, any_port(), id)
-                .login("test1", "12345")
-                .ban_policy(policy),
-        )
-        .await
-        .expect("serve");
+    let (_store, server, fp) = banning_server().await;
     let t = target(Net::Tcp, &server, fp);
     let addr = server.local_addr().expect("addr");
     let in_process = |password: &str| {
