@@ -8,7 +8,7 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::protocol::{Challenge, Welcome};
 use redux_cluster::ws::{ServeWs, WsConfig, WsServer};
 use redux_cluster::{reducer, ClusterStore};
-use redux_cluster_tests::Scoped;
+use redux_cluster_tests::{events, Scoped};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use serial_test::serial;
@@ -285,7 +285,9 @@ async fn logins_wrong_passwords_and_bans() {
             max_failures: 2,
             ..BanPolicy::default()
         });
-    let (store, server) = serve(cfg).await;
+    let (seen, hook) = events();
+    let store = Scoped(Board::builder().on_event(hook).start().expect("master"));
+    let server = store.serve_ws(cfg).await.expect("serve_ws");
     let addr = server.local_addr();
     store.dispatch(BoardAction::Inc).expect("dispatch");
 
@@ -334,6 +336,19 @@ async fn logins_wrong_passwords_and_bans() {
         r["message"].as_str().is_some_and(|m| m.contains("refused")),
         "{r}"
     );
+    // The failed logins and the ban reached the store's event hook.
+    {
+        let seen = seen.lock().expect("lock");
+        assert!(
+            seen.iter().any(|e| e.contains("failed login as `alice`")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter().any(|e| e.contains("failed login as `mallory`")),
+            "{seen:?}"
+        );
+        assert!(seen.iter().any(|e| e.contains("banned for")), "{seen:?}");
+    }
 
     // Browsers already in are not thrown out.
     assert_eq!(alice.dispatch(2, json!({"Add": 5})).await, Ok(3));

@@ -11,9 +11,10 @@
 //! # Ok(()) }
 //! ```
 
+use crate::admission::PeerKey;
 use crate::error::StartError;
 use crate::link::follow::Upstream;
-use crate::link::serve::{serve, PeerKey, ServeOptions};
+use crate::link::serve::{serve, ServeOptions};
 use crate::protocol::FrameCodec;
 use crate::transport::pipe;
 use std::io;

@@ -51,7 +51,9 @@
 //!   with reconnect (the cluster scheme).
 //! - `backup/`: snapshot files and the action journal (format, crypto,
 //!   crash-safe file writes, journal); `persist.rs` runs them for a store.
-//! - `auth.rs`: logins by challenge-response; `ban.rs`: brute-force bans.
+//! - `admission/`: who gets in, on every transport (hello, bans,
+//!   challenge, welcome or refusal), with no I/O; `auth.rs`: logins by
+//!   challenge-response; `ban.rs`: brute-force bans.
 //! - `error.rs`: error types, split by when they happen; `event.rs`:
 //!   events (peers joining and leaving, reconnects, repairs), which are not
 //!   errors.
@@ -60,6 +62,7 @@
 // Lets the macros' `::redux_cluster::` paths resolve inside this crate too.
 extern crate self as redux_cluster;
 
+mod admission;
 pub mod auth;
 pub mod backup;
 pub mod ban;

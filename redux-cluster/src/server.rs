@@ -15,9 +15,10 @@
 //! # drop(server); Ok(()) }
 //! ```
 
+use crate::admission::{Access, PeerKey};
 use crate::auth::Logins;
 use crate::ban::{BanPolicy, Bans};
-use crate::link::serve::{serve, Access, PeerKey, ServeOptions};
+use crate::link::serve::{serve, ServeOptions};
 use crate::options::Role;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
 use crate::transport::quic::{QuicOptions, QuicServer};

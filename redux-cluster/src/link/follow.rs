@@ -7,11 +7,10 @@
 //! resume from where they stand.
 
 use super::{AbortOnDrop, Sink};
-use crate::auth::{Credentials, ExpectedServerSignature};
+use crate::admission::client::{ClientLogin, ClientStep};
+use crate::auth::Credentials;
 use crate::connection::{FrameReader, FrameWriter, LinkError};
-use crate::protocol::{
-    Channel, Diverged, FrameCodec, Hello, Join, Message, RefuseReason, PROTOCOL_VERSION,
-};
+use crate::protocol::{Channel, Diverged, FrameCodec, Join, Message};
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -251,7 +250,8 @@ impl Upstream {
 }
 
 /// The link-level handshake: hello, then the challenge-response when the
-/// server asks for a login.
+/// server asks for a login. The decisions are [`ClientLogin`]'s; PBKDF2
+/// runs on a blocking thread, not on the runtime's.
 async fn login<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
@@ -261,64 +261,27 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let nonce: [u8; 32] = rand::random();
-    writer
-        .send(&Message::Hello(Hello {
-            protocol: PROTOCOL_VERSION,
-            login: creds.map(Credentials::login),
-            nonce,
-        }))
-        .await?;
-    let mut expected = None;
+    let mut login = ClientLogin::new(creds);
+    writer.send(&login.hello()).await?;
     loop {
-        match reader.next().await? {
-            Some(Message::Welcome(w)) => {
-                match &expected {
-                    Some(sig) if !ExpectedServerSignature::check(sig, &w) => {
-                        return Err(LinkError::ServerNotAuthentic);
-                    }
-                    // With a password, a welcome without a challenge is a
-                    // server that never proved it holds the login's key:
-                    // an impostor could admit anyone.
-                    None if creds.is_some() => return Err(LinkError::ServerNotAuthentic),
-                    _ => {}
-                }
-                return Ok(());
-            }
-            Some(Message::Challenge(c)) if expected.is_none() => {
-                let Some(creds) = creds else {
-                    return Err(LinkError::AuthRefused(Box::new(
-                        crate::JoinError::LoginRequired,
-                    )));
+        match login.on_message(reader.next().await?)? {
+            ClientStep::Admitted => return Ok(()),
+            ClientStep::Prove(challenge) => {
+                // `Prove` comes only with credentials.
+                let Some(creds) = creds.cloned() else {
+                    return Err(LinkError::Protocol(
+                        "a challenge without credentials".into(),
+                    ));
                 };
-                let (proof, sig) = creds
-                    .prove(&nonce, &c)
-                    .map_err(|e| LinkError::Protocol(e.to_string()))?;
+                let nonce = *login.nonce();
+                let (proof, expected) =
+                    tokio::task::spawn_blocking(move || creds.prove(&nonce, &challenge))
+                        .await
+                        .map_err(|e| LinkError::Protocol(format!("the login's proof failed: {e}")))?
+                        .map_err(|e| LinkError::Protocol(e.to_string()))?;
                 writer.send(&Message::Proof(proof)).await?;
-                expected = Some(sig);
+                login.proved(expected);
             }
-            Some(Message::Refuse(r)) => {
-                let detail = r.detail.to_string();
-                return Err(match r.reason {
-                    RefuseReason::BadCredentials => {
-                        LinkError::AuthRefused(Box::new(crate::JoinError::WrongCredentials))
-                    }
-                    RefuseReason::Banned => {
-                        LinkError::AuthRefused(Box::new(crate::JoinError::Banned { detail }))
-                    }
-                    RefuseReason::LoginRequired => {
-                        LinkError::AuthRefused(Box::new(crate::JoinError::LoginRequired))
-                    }
-                    _ => LinkError::Refused(detail),
-                });
-            }
-            Some(m) => {
-                return Err(LinkError::Protocol(format!(
-                    "expected welcome, got {}",
-                    m.kind()
-                )))
-            }
-            None => return Err(LinkError::Closed),
         }
     }
 }

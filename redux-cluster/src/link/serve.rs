@@ -7,14 +7,14 @@
 //! a timer.
 
 use super::{AbortOnDrop, Feed, Source};
-use crate::auth::{Logins, ServerAuth};
-use crate::ban::Bans;
+use crate::admission::server::{self, Admission, Reason, Refusal, Step};
+use crate::admission::{Access, PeerKey};
 use crate::connection::{FrameReader, FrameWriter, LinkError};
 use crate::error::SchemaMismatch;
 use crate::options::Role;
 use crate::protocol::{
     Ack, Channel, FrameCodec, Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Refuse,
-    RefuseReason, Welcome, PROTOCOL_VERSION,
+    RefuseReason, Welcome,
 };
 use crate::registry;
 use parking_lot::Mutex;
@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Bytes of actions one store may add to one write before the others get
 /// their turn.
@@ -54,67 +55,6 @@ pub(crate) struct ServeOptions {
     pub heartbeat: Option<Duration>,
     /// How long a peer may take to say hello and log in.
     pub handshake_timeout: Option<Duration>,
-}
-
-impl PeerKey {
-    /// The ban key for a remote address.
-    pub fn ip(addr: std::net::IpAddr) -> Self {
-        match addr {
-            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                PeerKey::Ip(std::net::IpAddr::V6(o.into()))
-            }
-            std::net::IpAddr::V6(v6) => PeerKey::Ip(std::net::IpAddr::V4(
-                v6.to_ipv4_mapped()
-                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-            )),
-            v4 => PeerKey::Ip(v4),
-        }
-    }
-}
-
-/// Who a peer is, for bans: a Unix socket peer by its user id, a network
-/// peer by its IP address (never by anything the peer says about itself).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum PeerKey {
-    /// A process on this machine, by uid (SO_PEERCRED).
-    Uid(u32),
-    /// A remote host by IP address (an IPv6 address by its /64 prefix, which
-    /// one host usually owns whole).
-    Ip(std::net::IpAddr),
-    /// A forked worker: never banned.
-    Worker,
-    /// A process of the server's own user (Unix sockets): never banned. It
-    /// could read the server's memory anyway (ptrace, /proc), so a ban
-    /// protects nothing, and a ban by uid would lock out every correctly
-    /// configured process of that user along with the faulty one.
-    Owner,
-}
-
-impl PeerKey {
-    /// The public form of a bannable key.
-    pub fn ban_key(&self) -> Option<crate::ban::BanKey> {
-        match *self {
-            PeerKey::Uid(uid) => Some(crate::ban::BanKey::Uid(uid)),
-            PeerKey::Ip(ip) => Some(crate::ban::BanKey::Ip(ip)),
-            PeerKey::Worker | PeerKey::Owner => None,
-        }
-    }
-
-    /// The key of a public ban key (an IPv6 address by its /64).
-    pub fn from_ban_key(key: crate::ban::BanKey) -> Self {
-        match key {
-            crate::ban::BanKey::Uid(uid) => PeerKey::Uid(uid),
-            crate::ban::BanKey::Ip(ip) => PeerKey::ip(ip),
-        }
-    }
-}
-
-/// Logins and the ban list of one server.
-pub(crate) struct Access {
-    pub logins: Logins,
-    pub bans: Mutex<Bans<PeerKey>>,
 }
 
 struct Chan {
@@ -238,7 +178,6 @@ where
     }
 }
 
-/// Admits the peer or refuses it; returns whether it is read-only.
 /// Stops the stores waking a link that is gone.
 struct Detach(Arc<LinkState>);
 
@@ -250,6 +189,7 @@ impl Drop for Detach {
     }
 }
 
+/// Admits the peer or refuses it; returns whether it is read-only.
 async fn handshake<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
@@ -259,126 +199,82 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (protocol, login, client_nonce) = match reader.next().await? {
-        Some(Message::Hello(h)) => (h.protocol, h.login.map(str::to_string), h.nonce),
-        Some(_) => return Err(LinkError::Protocol("expected hello".into())),
+    let mut admission = Admission::new(opts.access.as_deref(), opts.peer_key);
+    let mut step = match reader.next().await? {
+        Some(Message::Hello(h)) => admission.hello(
+            server::Hello {
+                protocol: Some(h.protocol),
+                login: h.login,
+                nonce: Some(h.nonce),
+            },
+            Instant::now(),
+        ),
+        Some(other) => admission.unexpected(other.kind()),
         None => return Err(LinkError::Closed),
     };
-    if protocol != PROTOCOL_VERSION {
-        let detail =
-            format!("protocol {protocol} is not supported; this side speaks {PROTOCOL_VERSION}");
-        return refuse(writer, RefuseReason::Version, detail).await;
-    }
-    let welcome = |signature, read_only| {
-        Message::Welcome(Welcome {
-            signature,
-            read_only,
-        })
-    };
-    let Some(access) = &opts.access else {
-        writer.send(&welcome([0; 32], false)).await?;
-        return Ok(false);
-    };
-    let now = tokio::time::Instant::now();
-    let banned = access.bans.lock().check(&opts.peer_key, now);
-    if let Err(b) = banned {
-        let detail = format!(
-            "too many failed logins; refused for {} more seconds",
-            b.until_secs_left
-        );
-        return refuse(writer, RefuseReason::Banned, detail).await;
-    }
-    if access.logins.is_empty() {
-        writer.send(&welcome([0; 32], false)).await?;
-        return Ok(false);
-    }
-    let Some(login) = login else {
-        return refuse(
-            writer,
-            RefuseReason::LoginRequired,
-            "this server needs a login".into(),
-        )
-        .await;
-    };
-    let (challenge, pending) = ServerAuth::challenge(&access.logins, &login, &client_nonce);
-    writer.send(&Message::Challenge(challenge)).await?;
-    let proof = match reader.next().await? {
-        Some(Message::Proof(p)) => p.proof,
-        Some(_) => return Err(LinkError::Protocol("expected proof".into())),
-        None => return Err(LinkError::Closed),
-    };
-    match pending.verify(&proof) {
-        Ok(admitted) => {
-            access.bans.lock().record_success(&opts.peer_key);
-            writer
-                .send(&welcome(admitted.signature, admitted.read_only))
-                .await?;
-            Ok(admitted.read_only)
+    loop {
+        match step {
+            Step::Challenge(challenge) => {
+                writer.send(&Message::Challenge(challenge)).await?;
+                step = match reader.next().await? {
+                    Some(Message::Proof(p)) => admission.proof(Some(&p.proof), Instant::now()),
+                    Some(other) => admission.unexpected(other.kind()),
+                    None => return Err(LinkError::Closed),
+                };
+            }
+            Step::Welcome(w) => {
+                let welcome = Welcome {
+                    signature: w.signature.unwrap_or_default(),
+                    read_only: w.read_only,
+                };
+                writer.send(&Message::Welcome(welcome)).await?;
+                return Ok(w.read_only);
+            }
+            Step::Refuse(r) => return refuse(writer, r, opts).await,
         }
-        Err(_) => {
-            let banned = match opts.peer_key {
-                PeerKey::Owner | PeerKey::Worker => None,
-                key => access
-                    .bans
-                    .lock()
-                    .record_failure(&key, tokio::time::Instant::now()),
-            };
-            tracing::warn!(peer = %opts.peer, login = %login, "failed login");
-            to_stores(opts, |s| {
+    }
+}
+
+/// Sends a refusal, reporting a failed login to the stores this link
+/// serves (before a join, the link does not know which one the peer is
+/// after).
+async fn refuse<W: AsyncWrite + Unpin, T>(
+    writer: &mut FrameWriter<W>,
+    refusal: Refusal,
+    opts: &ServeOptions,
+) -> Result<T, LinkError> {
+    if let Some(failed) = &refusal.failed {
+        tracing::warn!(peer = %opts.peer, login = %failed.login, "failed login");
+        for name in opts.stores.iter().flat_map(|s| s.iter()) {
+            if let Some(s) = registry::get(name) {
                 s.event(crate::Event::LoginFailed {
                     peer: opts.peer.clone(),
-                    login: login.clone(),
+                    login: failed.login.clone(),
                 });
-                if let Some(b) = &banned {
+                if let Some(seconds) = failed.banned_for {
                     s.event(crate::Event::Banned {
                         peer: opts.peer.clone(),
-                        seconds: b.until_secs_left,
+                        seconds,
                     });
-                }
-            });
-            match banned {
-                Some(b) => {
-                    let detail = format!(
-                        "too many failed logins; refused for {} seconds",
-                        b.until_secs_left
-                    );
-                    refuse(writer, RefuseReason::Banned, detail).await
-                }
-                None => {
-                    refuse(
-                        writer,
-                        RefuseReason::BadCredentials,
-                        "wrong login or password".into(),
-                    )
-                    .await
                 }
             }
         }
     }
-}
-
-/// Runs `f` on each store this link serves (before a join, the link does
-/// not know which store the peer is after).
-fn to_stores(opts: &ServeOptions, f: impl Fn(&Arc<dyn Source>)) {
-    for name in opts.stores.iter().flat_map(|s| s.iter()) {
-        if let Some(s) = registry::get(name) {
-            f(&s);
-        }
-    }
-}
-
-async fn refuse<W: AsyncWrite + Unpin, T>(
-    writer: &mut FrameWriter<W>,
-    reason: RefuseReason,
-    detail: String,
-) -> Result<T, LinkError> {
+    let reason = match refusal.reason {
+        Reason::Version => RefuseReason::Version,
+        Reason::Banned => RefuseReason::Banned,
+        Reason::LoginRequired => RefuseReason::LoginRequired,
+        Reason::BadCredentials => RefuseReason::BadCredentials,
+        // The binary protocol has no refusal for a broken handshake.
+        Reason::Protocol => return Err(LinkError::Protocol(refusal.detail)),
+    };
     writer
         .send(&Message::Refuse(Refuse {
             reason,
-            detail: &detail,
+            detail: &refusal.detail,
         }))
         .await?;
-    Err(LinkError::Refused(detail))
+    Err(LinkError::Refused(refusal.detail))
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

@@ -4,8 +4,8 @@
 use super::patch::{self, History};
 use super::session::{self, Access, Feed, Limits};
 use super::{WsConfig, WsError};
+use crate::admission::PeerKey;
 use crate::ban::Bans;
-use crate::link::serve::PeerKey;
 use crate::link::AbortOnDrop;
 use crate::reducer::Reducer;
 use crate::store::Store;

@@ -4,9 +4,9 @@
 use super::patch::{CatchUp, History};
 use super::server::{Peer, Ws};
 use super::wire::{self, ClientMsg, ServerMsg};
-use crate::auth::ServerAuth;
+use crate::admission::server::{self, Admission, Reason, Step};
+pub(crate) use crate::admission::Access;
 use crate::error::DispatchError;
-pub(crate) use crate::link::serve::Access;
 use crate::reducer::Reducer;
 use crate::store::Store;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -103,7 +103,7 @@ pub(crate) async fn run<S: Reducer>(
         timeout: limits.write_timeout,
     };
     let admitted = {
-        let login = login(&mut stream, &mut out, &peer, &access, &feed);
+        let login = login(&mut stream, &mut out, &peer, &access, &feed, &store);
         match handshake_timeout {
             Some(limit) => tokio::time::timeout(limit, login)
                 .await
@@ -134,115 +134,103 @@ async fn next_text(stream: &mut SplitStream<Ws>) -> Result<Option<Utf8Bytes>, En
     }
 }
 
-/// Reads one handshake message, refusing anything else.
-async fn expect(stream: &mut SplitStream<Ws>, out: &mut Out, what: &str) -> Result<ClientMsg, End> {
-    let Some(text) = next_text(stream).await? else {
-        return out
-            .refuse("protocol", &format!("expected {what} as a JSON text frame"))
-            .await;
-    };
-    match serde_json::from_str::<ClientMsg>(&text) {
-        Ok(m) => Ok(m),
-        Err(e) => {
-            out.refuse("protocol", &format!("expected {what}: {e}"))
-                .await
-        }
-    }
-}
-
-/// The login exchange (SCRAM-SHA-256 in JSON; see [`crate::auth`]).
-async fn login(
+/// The login exchange (SCRAM-SHA-256 in JSON; see [`crate::auth`]); the
+/// decisions are [`Admission`]'s.
+async fn login<S: Reducer>(
     stream: &mut SplitStream<Ws>,
     out: &mut Out,
     peer: &Peer,
     access: &Access,
     feed: &Feed,
+    store: &Store<S>,
 ) -> Result<Admitted, End> {
-    let ClientMsg::Hello {
-        login,
-        nonce,
-        resume,
-    } = expect(stream, out, "hello").await?
-    else {
-        return out.refuse("protocol", "expected hello").await;
-    };
-    let resume = resume.and_then(|r| r.position());
-    let epoch = feed.history.lock().position().0.to_string();
-    let now = Instant::now();
-    let banned = access.bans.lock().check(&peer.key, now);
-    if let Err(b) = banned {
-        let message = format!(
-            "too many failed logins; refused for {} more seconds",
-            b.until_secs_left
-        );
-        return out.refuse("banned", &message).await;
-    }
-    if access.logins.is_empty() {
-        out.msg(&ServerMsg::Welcome {
-            login: login.as_deref(),
-            read_only: false,
-            signature: None,
-            epoch,
-        })
-        .await?;
-        return Ok(Admitted {
-            read_only: false,
+    let mut admission = Admission::new(Some(access), peer.key);
+    let (mut step, resume) = match read(stream, out).await? {
+        ClientMsg::Hello {
+            login,
+            nonce,
             resume,
-        });
-    }
-    let Some(login) = login else {
-        return out
-            .refuse("login_required", "this server needs a login")
-            .await;
-    };
-    let Some(client_nonce) = nonce.as_deref().and_then(wire::unhex::<32>) else {
-        return out
-            .refuse("protocol", "hello needs a nonce of 32 bytes in hex")
-            .await;
-    };
-    let (challenge, pending) = ServerAuth::challenge(&access.logins, &login, &client_nonce);
-    out.msg(&ServerMsg::Challenge {
-        salt: wire::hex(&challenge.salt),
-        iterations: challenge.iterations,
-        nonce: wire::hex(&challenge.nonce),
-    })
-    .await?;
-    let ClientMsg::Proof { proof } = expect(stream, out, "proof").await? else {
-        return out.refuse("protocol", "expected proof").await;
-    };
-    // A malformed proof counts as a wrong one: it is a guess all the same.
-    let verdict = wire::unhex::<32>(&proof).map(|p| pending.verify(&p));
-    match verdict {
-        Some(Ok(admitted)) => {
-            access.bans.lock().record_success(&peer.key);
-            out.msg(&ServerMsg::Welcome {
-                login: Some(&admitted.login),
-                read_only: admitted.read_only,
-                signature: Some(wire::hex(&admitted.signature)),
-                epoch,
-            })
-            .await?;
-            Ok(Admitted {
-                read_only: admitted.read_only,
-                resume,
-            })
+        } => {
+            let hello = server::Hello {
+                protocol: None,
+                login: login.as_deref(),
+                nonce: nonce.as_deref().and_then(wire::unhex::<32>),
+            };
+            (
+                admission.hello(hello, Instant::now()),
+                resume.and_then(|r| r.position()),
+            )
         }
-        _ => {
-            let banned = access.bans.lock().record_failure(&peer.key, Instant::now());
-            tracing::warn!(peer = %peer.name, login = %login, "failed login from a browser");
-            match banned {
-                Some(b) => {
-                    let message = format!(
-                        "too many failed logins; refused for {} seconds",
-                        b.until_secs_left
-                    );
-                    out.refuse("banned", &message).await
-                }
-                None => {
-                    out.refuse("bad_credentials", "wrong login or password")
-                        .await
-                }
+        other => (admission.unexpected(other.kind()), None),
+    };
+    loop {
+        match step {
+            Step::Challenge(c) => {
+                out.msg(&ServerMsg::Challenge {
+                    salt: wire::hex(&c.salt),
+                    iterations: c.iterations,
+                    nonce: wire::hex(&c.nonce),
+                })
+                .await?;
+                step = match read(stream, out).await? {
+                    ClientMsg::Proof { proof } => {
+                        admission.proof(wire::unhex::<32>(&proof).as_ref(), Instant::now())
+                    }
+                    other => admission.unexpected(other.kind()),
+                };
             }
+            Step::Welcome(w) => {
+                let epoch = feed.history.lock().position().0.to_string();
+                out.msg(&ServerMsg::Welcome {
+                    login: w.login.as_deref(),
+                    read_only: w.read_only,
+                    signature: w.signature.map(|s| wire::hex(&s)),
+                    epoch,
+                })
+                .await?;
+                return Ok(Admitted {
+                    read_only: w.read_only,
+                    resume,
+                });
+            }
+            Step::Refuse(r) => {
+                if let Some(failed) = &r.failed {
+                    tracing::warn!(peer = %peer.name, login = %failed.login, "failed login from a browser");
+                    store.shared.event(crate::Event::LoginFailed {
+                        peer: peer.name.clone(),
+                        login: failed.login.clone(),
+                    });
+                    if let Some(seconds) = failed.banned_for {
+                        store.shared.event(crate::Event::Banned {
+                            peer: peer.name.clone(),
+                            seconds,
+                        });
+                    }
+                }
+                let reason = match r.reason {
+                    Reason::Banned => "banned",
+                    Reason::BadCredentials => "bad_credentials",
+                    Reason::LoginRequired => "login_required",
+                    Reason::Version | Reason::Protocol => "protocol",
+                };
+                return out.refuse(reason, &r.detail).await;
+            }
+        }
+    }
+}
+
+/// Reads one handshake message; anything that is not one is refused.
+async fn read(stream: &mut SplitStream<Ws>, out: &mut Out) -> Result<ClientMsg, End> {
+    let Some(text) = next_text(stream).await? else {
+        return out
+            .refuse("protocol", "the handshake is JSON in text frames")
+            .await;
+    };
+    match serde_json::from_str::<ClientMsg>(&text) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            out.refuse("protocol", &format!("malformed message: {e}"))
+                .await
         }
     }
 }

@@ -30,6 +30,17 @@ pub(crate) enum ClientMsg {
     Dispatch { id: u64, action: Value },
 }
 
+impl ClientMsg {
+    /// The message's type, for errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMsg::Hello { .. } => "hello",
+            ClientMsg::Proof { .. } => "proof",
+            ClientMsg::Dispatch { .. } => "dispatch",
+        }
+    }
+}
+
 /// Where a reconnecting client stands.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Resume {
