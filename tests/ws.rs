@@ -540,6 +540,36 @@ async fn resume_gets_the_missed_patches_or_a_snapshot() {
 
 #[tokio::test]
 #[serial]
+async fn a_full_server_says_so_and_admits_again_when_a_browser_leaves() {
+    let (_store, server) = serve(WsConfig::new(loopback()).max_clients(1)).await;
+    let addr = server.local_addr();
+    let (mut a, _) = Browser::login(addr, None, None, None).await.ok();
+    a.until_seq(0).await;
+    let r = Browser::login(addr, None, None, None).await.refused();
+    assert_eq!(r["reason"], "unavailable", "{r}");
+    assert!(
+        r["message"].as_str().is_some_and(|m| m.contains("full")),
+        "{r}"
+    );
+    // Once A has gone, a browser gets in (as soon as the server has seen
+    // A's close; until then it is told the server is full).
+    a.ws.close(None).await.expect("close");
+    let mut refused = 0;
+    loop {
+        match Browser::login(addr, None, None, None).await {
+            Login::Welcome(..) => break,
+            Login::Refused(r) => {
+                assert_eq!(r["reason"], "unavailable", "{r}");
+                refused += 1;
+                assert!(refused < 1000, "never admitted again");
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+#[serial]
 async fn a_malformed_frame_gets_an_error_and_harms_no_one() {
     let (store, server) = serve(WsConfig::new(loopback())).await;
     let addr = server.local_addr();

@@ -21,17 +21,18 @@ use crate::ban::{BanPolicy, Bans};
 use crate::link::serve::{serve, ServeOptions};
 use crate::options::Role;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
+use crate::transport::accept::{Accepting, Handle, Listen};
 use crate::transport::quic::{QuicOptions, QuicServer};
 use crate::transport::tcp_tls::{TcpTlsOptions, TcpTlsServer};
 use crate::transport::tls::{ClientAuth, ServerIdentity, TransportError};
 use crate::transport::unix::{self, BindError};
 use parking_lot::Mutex;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinSet;
 
 /// Where and how to serve.
 pub struct ServeConfig {
@@ -190,9 +191,8 @@ pub enum ServeError {
 /// A running server. Dropping it stops accepting, closes every client link
 /// and removes the socket file.
 pub struct Server {
-    task: tokio::task::JoinHandle<()>,
+    accepting: Accepting,
     access: Arc<Access>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
     path: Option<PathBuf>,
     addr: Option<SocketAddr>,
 }
@@ -233,11 +233,8 @@ impl Server {
 
     /// Stops the server and waits until its links are closed and its
     /// address is free again.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
+    pub async fn shutdown(self) {
+        self.accepting.shutdown().await;
     }
 }
 
@@ -247,12 +244,6 @@ impl std::fmt::Debug for Server {
             .field("path", &self.path)
             .field("addr", &self.addr)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -302,68 +293,79 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
             (Listener::TcpTls(l), None, Some(addr), Some(cfg.heartbeat))
         }
     };
-    let max_clients = cfg.max_clients;
-    let handshake_timeout = cfg.handshake_timeout;
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let mut listener = listener;
-        let mut links = JoinSet::new();
-        let mut refusals = JoinSet::new();
-        let mut last_collect = tokio::time::Instant::now();
-        loop {
-            let conn = tokio::select! {
-                _ = &mut stopped => break,
-                conn = listener.accept() => match conn {
-                    Some(c) => c,
-                    None => break,
-                },
-            };
-            let (r, w, peer, peer_key) = match conn {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::info!(error = %e, "a connection failed before its link opened");
-                    continue;
-                }
-            };
-            while links.try_join_next().is_some() {}
-            while refusals.try_join_next().is_some() {}
-            if links.len() >= max_clients {
-                tracing::warn!(max_clients, %peer, "refusing a client: too many connected");
-                // Say why, so the client can show it; a bounded number of
-                // these at once, each time-limited.
-                if refusals.len() < MAX_REFUSING {
-                    refusals.spawn(refuse_full(r, w, codec, max_clients));
-                }
-                continue;
-            }
-            let now = tokio::time::Instant::now();
-            if now - last_collect > Duration::from_secs(60) {
-                access.bans.lock().collect(now);
-                last_collect = now;
-            }
-            let opts = ServeOptions {
-                peer,
-                codec,
-                join_wait: Duration::ZERO,
-                access: Some(Arc::clone(&access)),
-                peer_key,
-                stores: Some(Arc::clone(&stores)),
-                role: Role::Server,
-                heartbeat,
-                handshake_timeout,
-            };
-            links.spawn(serve(r, w, opts));
-        }
-        links.shutdown().await;
-        listener.shutdown().await;
-    });
+    let links = Links {
+        codec,
+        access,
+        stores,
+        heartbeat,
+        handshake_timeout: cfg.handshake_timeout,
+        max_clients: cfg.max_clients,
+        last_collect: Mutex::new(tokio::time::Instant::now()),
+    };
     Ok(Server {
-        task,
+        accepting: Accepting::start(listener, links, cfg.max_clients),
         access: keep_access,
-        stop: Some(stop),
         path,
         addr,
     })
+}
+
+/// Serves each accepted client (see [`crate::transport::accept`]).
+struct Links {
+    codec: FrameCodec,
+    access: Arc<Access>,
+    stores: Arc<[&'static str]>,
+    heartbeat: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    max_clients: usize,
+    /// When expired bans were last dropped.
+    last_collect: Mutex<tokio::time::Instant>,
+}
+
+impl Handle<Result<Accepted, String>> for Links {
+    fn serve(&self, conn: Result<Accepted, String>) -> impl Future<Output = ()> + Send + 'static {
+        let now = tokio::time::Instant::now();
+        {
+            let mut last = self.last_collect.lock();
+            if now - *last > Duration::from_secs(60) {
+                self.access.bans.lock().collect(now);
+                *last = now;
+            }
+        }
+        let opts = conn.map(|(r, w, peer, peer_key)| {
+            let opts = ServeOptions {
+                peer,
+                codec: self.codec,
+                join_wait: Duration::ZERO,
+                access: Some(Arc::clone(&self.access)),
+                peer_key,
+                stores: Some(Arc::clone(&self.stores)),
+                role: Role::Server,
+                heartbeat: self.heartbeat,
+                handshake_timeout: self.handshake_timeout,
+            };
+            (r, w, opts)
+        });
+        async move {
+            match opts {
+                Ok((r, w, opts)) => serve(r, w, opts).await,
+                Err(e) => tracing::info!(error = %e, "a connection failed before its link opened"),
+            }
+        }
+    }
+
+    fn turn_away(
+        &self,
+        conn: Result<Accepted, String>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (codec, max_clients) = (self.codec, self.max_clients);
+        async move {
+            if let Ok((r, w, peer, _)) = conn {
+                tracing::warn!(max_clients, %peer, "refusing a client: too many connected");
+                refuse_full(r, w, codec, max_clients).await;
+            }
+        }
+    }
 }
 
 type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
@@ -376,9 +378,15 @@ enum Listener {
     TcpTls(TcpTlsServer),
 }
 
-impl Listener {
+impl Listen for Listener {
+    type Conn = Result<Accepted, String>;
+
+    async fn accept(&mut self) -> Option<Self::Conn> {
+        self.next().await
+    }
+
     /// Closes the listener and waits until its address is free.
-    async fn shutdown(self) {
+    async fn release(self) {
         match self {
             Listener::Quic(q) => q.shutdown().await,
             Listener::TcpTls(t) => t.shutdown().await,
@@ -409,7 +417,7 @@ where
 
 impl Listener {
     /// The next connection; `None` once the listener is closed.
-    async fn accept(&mut self) -> Option<Result<Accepted, String>> {
+    async fn next(&mut self) -> Option<Result<Accepted, String>> {
         match self {
             Listener::Unix(l) => Some(match l.accept().await {
                 Ok((r, w, cred)) => Ok((
@@ -438,9 +446,6 @@ fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
-
-/// Most "server full" refusals being written at once.
-const MAX_REFUSING: usize = 64;
 
 /// Tells a client over the limit that the server is full, then waits (at
 /// most a second) for it to close: closing first could fail the client's

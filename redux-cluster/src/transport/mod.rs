@@ -2,6 +2,7 @@
 //! handshake and sync live above them, shared by all.
 
 // The worker channel's plumbing (fork uses it): not a promise.
+pub(crate) mod accept;
 #[doc(hidden)]
 pub mod pipe;
 pub mod quic;

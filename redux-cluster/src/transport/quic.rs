@@ -28,8 +28,8 @@ use quinn::{
 };
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
 
+use super::accept::{Accepting, Handle, Listen};
 use super::tls::{
     self, blocking, ClientAuth, ClientIdentity, ServerIdentity, TransportError, Trust, LINK_OPEN,
 };
@@ -220,7 +220,7 @@ pub struct QuicServer {
     endpoint: Endpoint,
     local_addr: SocketAddr,
     accepted: mpsc::Receiver<Result<(RecvStream, QuicWriter, SocketAddr)>>,
-    driver: JoinHandle<()>,
+    accepting: Accepting,
 }
 
 impl QuicServer {
@@ -250,18 +250,18 @@ impl QuicServer {
         )?;
         let local_addr = endpoint.local_addr()?;
         let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let driver = tokio::spawn(accept_loop(
-            endpoint.clone(),
+        let handshakes = Handshakes {
             tx,
-            options.handshake_timeout,
-            options.max_pending_handshakes,
-            options.idle_timeout,
-        ));
+            timeout: options.handshake_timeout,
+            linger: options.idle_timeout,
+        };
+        let accepting =
+            Accepting::start(endpoint.clone(), handshakes, options.max_pending_handshakes);
         Ok(Self {
             endpoint,
             local_addr,
             accepted,
-            driver,
+            accepting,
         })
     }
 
@@ -286,7 +286,7 @@ impl QuicServer {
     /// including links already handed over; their peers see the close at
     /// once. [`accept`](Self::accept) then returns `None`.
     pub fn close(&self) {
-        self.driver.abort();
+        self.accepting.stop();
         self.endpoint.close(VarInt::from_u32(0), b"server closed");
     }
 
@@ -303,7 +303,7 @@ impl QuicServer {
 
 impl Drop for QuicServer {
     fn drop(&mut self) {
-        self.driver.abort();
+        self.accepting.stop();
         // Refuse new connections; established ones keep the endpoint alive.
         self.endpoint.set_server_config(None);
     }
@@ -327,39 +327,54 @@ fn reusable_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-async fn accept_loop(
-    endpoint: Endpoint,
+impl Listen for Endpoint {
+    type Conn = quinn::Incoming;
+
+    async fn accept(&mut self) -> Option<quinn::Incoming> {
+        Endpoint::accept(self).await
+    }
+}
+
+/// The QUIC handshakes, each its own task (see [`accept`](super::accept)),
+/// bounded by the handshake timeout; open links go to the queue
+/// [`QuicServer::accept`] reads.
+struct Handshakes {
     tx: mpsc::Sender<Result<(RecvStream, QuicWriter, SocketAddr)>>,
-    handshake_timeout: Duration,
-    max_pending: usize,
+    timeout: Duration,
     linger: Duration,
-) {
-    // Dropping the set (when this task is aborted) aborts the handshakes.
-    let mut pending = JoinSet::new();
-    while let Some(incoming) = endpoint.accept().await {
-        while pending.try_join_next().is_some() {}
-        let remote = incoming.remote_address();
-        if pending.len() >= max_pending {
-            tracing::debug!(%remote, "too many quic handshakes in progress; refusing");
-            incoming.refuse();
-            continue;
-        }
-        let tx = tx.clone();
-        pending.spawn(async move {
-            let link =
-                match tokio::time::timeout(handshake_timeout, open_server_link(incoming)).await {
-                    Ok(link) => link,
-                    Err(_) => Err(TransportError::HandshakeTimeout(handshake_timeout)),
-                };
+}
+
+impl Handle<quinn::Incoming> for Handshakes {
+    fn serve(
+        &self,
+        incoming: quinn::Incoming,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (tx, timeout, linger) = (self.tx.clone(), self.timeout, self.linger);
+        async move {
+            let remote = incoming.remote_address();
+            let link = match tokio::time::timeout(timeout, open_server_link(incoming)).await {
+                Ok(link) => link,
+                Err(_) => Err(TransportError::HandshakeTimeout(timeout)),
+            };
             match &link {
                 Ok(_) => tracing::debug!(%remote, "quic link open"),
                 Err(e) => tracing::debug!(%remote, error = %e, "quic link failed"),
             }
-            // Waits while the queue is full: backpressure up to max_pending.
+            // Waits while the queue is full: backpressure up to the most
+            // handshakes at once.
             let _ = tx
                 .send(link.map(|(r, w)| (r, QuicWriter::new(w, linger), remote)))
                 .await;
-        });
+        }
+    }
+
+    fn turn_away(
+        &self,
+        incoming: quinn::Incoming,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        tracing::debug!(remote = %incoming.remote_address(), "too many quic handshakes in progress; refusing");
+        incoming.refuse();
+        async {}
     }
 }
 

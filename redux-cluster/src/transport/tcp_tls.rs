@@ -15,9 +15,9 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
+use super::accept::{Accepting, Handle};
 use super::tls::{
     self, blocking, ClientAuth, ClientIdentity, ServerIdentity, TransportError, Trust, LINK_OPEN,
 };
@@ -31,10 +31,6 @@ pub type TlsWriter = WriteHalf<TlsStream<TcpStream>>;
 
 /// Links accepted but not yet taken by [`TcpTlsServer::accept`].
 const ACCEPTED_QUEUE: usize = 16;
-
-/// Pause after a failed `accept(2)` (out of descriptors, say), so the
-/// loop does not spin while the condition lasts.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// TCP+TLS settings; side-specific fields say so and are ignored by the
 /// other side.
@@ -107,7 +103,7 @@ impl TcpTlsOptions {
 pub struct TcpTlsServer {
     local_addr: SocketAddr,
     accepted: mpsc::Receiver<Result<(TlsReader, TlsWriter, SocketAddr)>>,
-    driver: JoinHandle<()>,
+    accepting: Accepting,
 }
 
 impl TcpTlsServer {
@@ -127,17 +123,16 @@ impl TcpTlsServer {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
-        let driver = tokio::spawn(accept_loop(
-            listener,
-            TlsAcceptor::from(Arc::new(tls)),
+        let handshakes = Handshakes {
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
             tx,
-            options.handshake_timeout,
-            options.max_pending_handshakes,
-        ));
+            timeout: options.handshake_timeout,
+        };
+        let accepting = Accepting::start(listener, handshakes, options.max_pending_handshakes);
         Ok(Self {
             local_addr,
             accepted,
-            driver,
+            accepting,
         })
     }
 
@@ -161,68 +156,44 @@ impl TcpTlsServer {
     /// Stops listening and abandons handshakes in progress;
     /// [`accept`](Self::accept) then returns `None`.
     pub fn close(&self) {
-        self.driver.abort();
+        self.accepting.stop();
     }
 
     /// Closes as [`close`](Self::close) does and waits until the listening
     /// socket is closed, so the port can be bound again when this returns.
-    pub async fn shutdown(mut self) {
-        self.driver.abort();
-        let _ = (&mut self.driver).await;
+    pub async fn shutdown(self) {
+        self.accepting.shutdown().await;
     }
 }
 
-impl Drop for TcpTlsServer {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
+/// The TLS handshakes, each its own task (see [`accept`](super::accept)),
+/// bounded by the handshake timeout; open links go to the queue
+/// [`TcpTlsServer::accept`] reads.
+struct Handshakes {
     acceptor: TlsAcceptor,
     tx: mpsc::Sender<Result<(TlsReader, TlsWriter, SocketAddr)>>,
-    handshake_timeout: Duration,
-    max_pending: usize,
-) {
-    // Dropping the set (when this task is aborted) aborts the handshakes.
-    let mut pending = JoinSet::new();
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "tcp accept failed");
-                if tx.send(Err(e.into())).await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        while pending.try_join_next().is_some() {}
-        if pending.len() >= max_pending {
-            tracing::debug!(%remote, "too many tls handshakes in progress; closing");
-            continue;
-        }
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        pending.spawn(async move {
-            let link = match tokio::time::timeout(
-                handshake_timeout,
-                open_server_link(acceptor, tcp),
-            )
-            .await
-            {
+    timeout: Duration,
+}
+
+impl Handle<(TcpStream, SocketAddr)> for Handshakes {
+    fn serve(
+        &self,
+        (tcp, remote): (TcpStream, SocketAddr),
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (acceptor, tx, timeout) = (self.acceptor.clone(), self.tx.clone(), self.timeout);
+        async move {
+            let link = match tokio::time::timeout(timeout, open_server_link(acceptor, tcp)).await {
                 Ok(link) => link,
-                Err(_) => Err(TransportError::HandshakeTimeout(handshake_timeout)),
+                Err(_) => Err(TransportError::HandshakeTimeout(timeout)),
             };
             match &link {
                 Ok(_) => tracing::debug!(%remote, "tls link open"),
                 Err(e) => tracing::debug!(%remote, error = %e, "tls link failed"),
             }
-            // Waits while the queue is full: backpressure up to max_pending.
+            // Waits while the queue is full: backpressure up to the most
+            // handshakes at once.
             let _ = tx.send(link.map(|(r, w)| (r, w, remote))).await;
-        });
+        }
     }
 }
 

@@ -91,6 +91,7 @@ use crate::ban::BanPolicy;
 use crate::options::Role;
 use crate::reducer::Reducer;
 use crate::store::Store;
+use crate::transport::accept::Accepting;
 use crate::transport::tls::{ServerIdentity, TransportError};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -261,8 +262,7 @@ impl From<TransportError> for WsError {
 /// browser's connection.
 #[derive(Debug)]
 pub struct WsServer {
-    task: tokio::task::JoinHandle<()>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    accepting: Accepting,
     addr: SocketAddr,
 }
 
@@ -273,17 +273,8 @@ impl WsServer {
     }
 
     /// Stops the server and waits until its connections are closed.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-impl Drop for WsServer {
-    fn drop(&mut self) {
-        self.task.abort();
+    pub async fn shutdown(self) {
+        self.accepting.shutdown().await;
     }
 }
 
@@ -303,13 +294,9 @@ impl<S: Reducer> ServeWs for Store<S> {
     fn serve_ws(&self, cfg: WsConfig) -> impl Future<Output = Result<WsServer, WsError>> + Send {
         let store = self.clone();
         async move {
-            let (task, stop, addr) = server::start(store.clone(), cfg).await?;
+            let (accepting, addr) = server::start(store.clone(), cfg).await?;
             store.shared.add_role(Role::Server);
-            Ok(WsServer {
-                task,
-                stop: Some(stop),
-                addr,
-            })
+            Ok(WsServer { accepting, addr })
         }
     }
 }

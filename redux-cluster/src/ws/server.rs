@@ -9,15 +9,17 @@ use crate::ban::Bans;
 use crate::link::AbortOnDrop;
 use crate::reducer::Reducer;
 use crate::store::Store;
+use crate::transport::accept::{Accepting, Handle};
 use crate::transport::tls::{server_config, ClientAuth};
 use parking_lot::Mutex;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -25,12 +27,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Binds and starts accepting; returns the accept task, its stop switch and
-/// the bound address.
+/// Binds and starts accepting; returns the accept loop and the bound
+/// address.
 pub(crate) async fn start<S: Reducer>(
     store: Store<S>,
     cfg: WsConfig,
-) -> Result<(tokio::task::JoinHandle<()>, oneshot::Sender<()>, SocketAddr), WsError> {
+) -> Result<(Accepting, SocketAddr), WsError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(WsError::NoRuntime);
     }
@@ -63,95 +65,106 @@ pub(crate) async fn start<S: Reducer>(
         tracing::warn!(store = S::NAME, %addr, "serving browsers with no logins: every one is admitted");
     }
     tracing::info!(store = S::NAME, %addr, tls = tls.is_some(), "serving browsers over WebSocket");
-    let access = Arc::new(Access {
-        logins: cfg.logins,
-        bans: Mutex::new(Bans::new(cfg.bans)),
-    });
-    let limits = Limits {
-        max_inflight: cfg.max_inflight,
-        heartbeat: cfg.heartbeat,
-        write_timeout: cfg.write_timeout,
+    let watcher = AbortOnDrop(tokio::spawn(patch::watch(
+        Arc::clone(&store.shared),
+        Arc::clone(&history),
+        tx,
+    )));
+    let browsers = Browsers {
+        store,
+        history,
+        rx,
+        access: Arc::new(Access {
+            logins: cfg.logins,
+            bans: Mutex::new(Bans::new(cfg.bans)),
+        }),
+        limits: Limits {
+            max_inflight: cfg.max_inflight,
+            heartbeat: cfg.heartbeat,
+            write_timeout: cfg.write_timeout,
+        },
+        upgrade: Arc::new(Accept {
+            tls,
+            trust_proxy: cfg.trust_proxy,
+            ws_config: WebSocketConfig::default()
+                .max_message_size(Some(cfg.max_message))
+                .max_frame_size(Some(cfg.max_message)),
+            handshake_timeout: cfg.handshake_timeout,
+        }),
+        max_clients: cfg.max_clients,
+        last_collect: Mutex::new(Instant::now()),
+        _watcher: watcher,
     };
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(cfg.max_message))
-        .max_frame_size(Some(cfg.max_message));
-    let accept = Accept {
-        tls,
-        trust_proxy: cfg.trust_proxy,
-        ws_config,
-        handshake_timeout: cfg.handshake_timeout,
-    };
-    let max_clients = cfg.max_clients;
-    let (stop, mut stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _watcher = AbortOnDrop(tokio::spawn(patch::watch(
-            Arc::clone(&store.shared),
-            Arc::clone(&history),
-            tx,
-        )));
-        let accept = Arc::new(accept);
-        let mut sessions = JoinSet::new();
-        let mut last_collect = tokio::time::Instant::now();
-        loop {
-            let (tcp, remote) = tokio::select! {
-                _ = &mut stopped => break,
-                conn = listener.accept() => match conn {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors, say: wait a little rather
-                        // than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            while sessions.try_join_next().is_some() {}
-            if sessions.len() >= max_clients {
-                tracing::warn!(max_clients, %remote, "refusing a browser: too many connected");
-                continue;
+    Ok((Accepting::start(listener, browsers, cfg.max_clients), addr))
+}
+
+/// Serves each browser (see [`crate::transport::accept`]).
+struct Browsers<S: Reducer> {
+    store: Store<S>,
+    history: Arc<Mutex<History>>,
+    rx: watch::Receiver<(u64, u64)>,
+    access: Arc<Access>,
+    limits: Limits,
+    upgrade: Arc<Accept>,
+    max_clients: usize,
+    /// When expired bans were last dropped.
+    last_collect: Mutex<Instant>,
+    /// Publishes the state; stops with the accept loop.
+    _watcher: AbortOnDrop,
+}
+
+impl<S: Reducer> Handle<(TcpStream, SocketAddr)> for Browsers<S> {
+    fn serve(
+        &self,
+        (tcp, remote): (TcpStream, SocketAddr),
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let now = Instant::now();
+        {
+            let mut last = self.last_collect.lock();
+            if now - *last > Duration::from_secs(60) {
+                self.access.bans.lock().collect(now);
+                *last = now;
             }
-            let now = tokio::time::Instant::now();
-            if now - last_collect > Duration::from_secs(60) {
-                access.bans.lock().collect(now);
-                last_collect = now;
+        }
+        let feed = Feed {
+            history: Arc::clone(&self.history),
+            rx: self.rx.clone(),
+        };
+        let (upgrade, access, store, limits) = (
+            Arc::clone(&self.upgrade),
+            Arc::clone(&self.access),
+            self.store.clone(),
+            self.limits,
+        );
+        async move {
+            match upgrade.within_limit(tcp, remote).await {
+                Ok((ws, peer)) => {
+                    let limit = upgrade.handshake_timeout;
+                    session::run(ws, peer, store, access, feed, limits, limit).await
+                }
+                Err(e) => tracing::info!(%remote, error = %e, "a browser failed to connect"),
             }
-            let feed = Feed {
-                history: Arc::clone(&history),
-                rx: rx.clone(),
-            };
-            let accept = Arc::clone(&accept);
-            let access = Arc::clone(&access);
-            let store = store.clone();
-            sessions.spawn(async move {
-                let _ = tcp.set_nodelay(true);
-                let handshake = accept.upgrade(tcp, remote);
-                let upgraded = match accept.handshake_timeout {
-                    Some(limit) => tokio::time::timeout(limit, handshake)
-                        .await
-                        .unwrap_or_else(|_| Err("timed out".into())),
-                    None => handshake.await,
-                };
-                match upgraded {
-                    Ok((ws, peer)) => {
-                        session::run(
-                            ws,
-                            peer,
-                            store,
-                            access,
-                            feed,
-                            limits,
-                            accept.handshake_timeout,
-                        )
-                        .await
-                    }
-                    Err(e) => tracing::info!(%remote, error = %e, "a browser failed to connect"),
+        }
+    }
+
+    /// A browser over the limit is told the server is full (its client
+    /// shows the reason and tries again later).
+    fn turn_away(
+        &self,
+        (tcp, remote): (TcpStream, SocketAddr),
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (upgrade, limits, max_clients) =
+            (Arc::clone(&self.upgrade), self.limits, self.max_clients);
+        async move {
+            tracing::warn!(max_clients, %remote, "refusing a browser: too many connected");
+            let said = tokio::time::timeout(Duration::from_secs(1), async {
+                if let Ok((ws, _)) = upgrade.upgrade(tcp, remote).await {
+                    session::full(ws, limits, max_clients).await;
                 }
             });
+            let _ = said.await;
         }
-        sessions.shutdown().await;
-    });
-    Ok((task, stop, addr))
+    }
 }
 
 /// How connections are upgraded.
@@ -173,12 +186,19 @@ pub(crate) struct Peer {
 pub(crate) type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 impl Accept {
+    /// [`upgrade`](Self::upgrade) within the handshake timeout.
+    async fn within_limit(&self, tcp: TcpStream, remote: SocketAddr) -> Result<(Ws, Peer), String> {
+        let _ = tcp.set_nodelay(true);
+        match self.handshake_timeout {
+            Some(limit) => tokio::time::timeout(limit, self.upgrade(tcp, remote))
+                .await
+                .unwrap_or_else(|_| Err("timed out".into())),
+            None => self.upgrade(tcp, remote).await,
+        }
+    }
+
     /// TLS (when on), then the WebSocket upgrade.
-    async fn upgrade(
-        &self,
-        tcp: tokio::net::TcpStream,
-        remote: SocketAddr,
-    ) -> Result<(Ws, Peer), String> {
+    async fn upgrade(&self, tcp: TcpStream, remote: SocketAddr) -> Result<(Ws, Peer), String> {
         let io: Box<dyn Io> = match &self.tls {
             Some(acceptor) => Box::new(acceptor.accept(tcp).await.map_err(|e| e.to_string())?),
             None => Box::new(tcp),

@@ -121,6 +121,24 @@ pub(crate) async fn run<S: Reducer>(
     }
 }
 
+/// Tells a browser over the connection limit that the server is full.
+pub(crate) async fn full(ws: Ws, limits: Limits, max_clients: usize) {
+    let (sink, mut stream) = ws.split();
+    let mut out = Out {
+        sink,
+        timeout: limits.write_timeout,
+    };
+    let message = format!("the server is full ({max_clients} browsers); try again later");
+    let _: Result<(), End> = out.refuse("unavailable", &message).await;
+    // Wait for the browser's close (the caller bounds how long), so the
+    // socket is not gone before it has read why.
+    while let Some(Ok(m)) = stream.next().await {
+        if m.is_close() {
+            break;
+        }
+    }
+}
+
 /// The next text frame; pings and pongs are skipped.
 async fn next_text(stream: &mut SplitStream<Ws>) -> Result<Option<Utf8Bytes>, End> {
     loop {
