@@ -5,7 +5,7 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::server::{ServeConfig, ServeError};
 use redux_cluster::transport::unix::BindError;
 use redux_cluster::Error;
-use redux_cluster_tests::{events, Counter, CounterAction, Proc, Scoped};
+use redux_cluster_tests::{events, status_kib, Counter, CounterAction, Proc, Scoped};
 use serial_test::serial;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -302,16 +302,9 @@ async fn read_only_login_follows_but_cannot_dispatch() {
     .expect("hang");
 }
 
+/// Resident memory of this process, in MiB.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_kib(std::process::id(), "VmRSS:") as f64 / 1024.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,16 +577,9 @@ async fn dropping_a_follower_with_queued_dispatches_reports_them() {
     assert_eq!(*seen.lock().expect("lock"), vec!["dropped 5".to_string()]);
 }
 
-/// Resident memory of this process, in KiB (Linux).
+/// Resident memory of this process, in KiB.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib(std::process::id(), "VmRSS:")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

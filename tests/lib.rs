@@ -284,3 +284,30 @@ pub fn events() -> (
         s.lock().expect("lock").push(e.to_string())
     })
 }
+
+/// A field of `/proc/<pid>/status` in KiB (`"VmRSS:"`, `"VmHWM:"` for the
+/// peak), 0 when unreadable (Linux).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Lower-case hex, as the browser protocol writes bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `N` bytes from hex (panics on bad input: for tests).
+pub fn unhex<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}

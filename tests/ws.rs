@@ -8,7 +8,7 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::protocol::{Challenge, Welcome};
 use redux_cluster::ws::{ServeWs, WsConfig, WsServer};
 use redux_cluster::{reducer, ClusterStore};
-use redux_cluster_tests::{events, Scoped};
+use redux_cluster_tests::{events, hex, unhex, Scoped};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use serial_test::serial;
@@ -80,18 +80,6 @@ async fn serve(cfg: WsConfig) -> (Scoped<Board>, WsServer) {
     let store = Scoped(Board::start_master().expect("master"));
     let server = store.serve_ws(cfg).await.expect("serve_ws");
     (store, server)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex");
-    }
-    out
 }
 
 /// A page's view of the store: a WebSocket and the state it mirrors.
@@ -535,6 +523,33 @@ async fn resume_gets_the_missed_patches_or_a_snapshot() {
         .await
         .ok();
     assert_eq!(other.recv().await["type"], "snapshot");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+#[serial]
+async fn small_messages_before_login_and_the_configured_size_after() {
+    let (store, server) = serve(WsConfig::new(loopback())).await;
+    let addr = server.local_addr();
+    // A 100 KiB hello is over the handshake limit: the connection ends.
+    let mut big = Browser::open(addr, None).await;
+    let hello = json!({"type": "hello", "login": "x".repeat(100 << 10)});
+    let _ = big.ws.send(Message::text(hello.to_string())).await;
+    let ended = tokio::time::timeout(LIMIT, async {
+        loop {
+            match big.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    });
+    ended.await.expect("the server ended the connection");
+    // Logged in, a 100 KiB action is within the configured 1 MiB.
+    let (mut b, _) = Browser::login(addr, None, None, None).await.ok();
+    let long = "y".repeat(100 << 10);
+    let seq = b.dispatch(1, json!({ "Push": long })).await.expect("ack");
+    b.until_seq(seq).await;
+    assert_eq!(b.state, state_json(&store));
     server.shutdown().await;
 }
 

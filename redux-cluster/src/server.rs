@@ -133,6 +133,16 @@ impl ServeConfig {
         self
     }
 
+    /// TCP + TLS options (handshake timeout, handshakes at once). Replaces
+    /// any [`client_auth`](Self::client_auth) set before: set that on
+    /// `opts`, or after this.
+    pub fn tcp_tls_options(mut self, opts: TcpTlsOptions) -> Self {
+        if let Endpoint::TcpTls { options, .. } = &mut self.endpoint {
+            *options = opts;
+        }
+        self
+    }
+
     /// On network links, a heartbeat goes out after `every` without traffic,
     /// and a client silent for three times that is dropped (default 5 s).
     pub fn heartbeat(mut self, every: Duration) -> Self {

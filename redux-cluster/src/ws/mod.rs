@@ -186,8 +186,10 @@ impl WsConfig {
         self
     }
 
-    /// Largest message accepted from a browser (default 1 MiB); a larger
-    /// one closes its connection.
+    /// Largest message accepted from a browser once it has logged in
+    /// (default 1 MiB); a larger one closes its connection. Before the
+    /// login the limit is 16 KiB (a handshake message is a few hundred
+    /// bytes), so an anonymous peer cannot make the server reserve more.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes;
         self

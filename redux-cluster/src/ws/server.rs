@@ -7,6 +7,7 @@ use super::{WsConfig, WsError};
 use crate::admission::PeerKey;
 use crate::ban::Bans;
 use crate::link::AbortOnDrop;
+use crate::protocol::HANDSHAKE_MAX_FRAME;
 use crate::reducer::Reducer;
 use crate::store::Store;
 use crate::transport::accept::{Accepting, Handle};
@@ -82,13 +83,14 @@ pub(crate) async fn start<S: Reducer>(
             max_inflight: cfg.max_inflight,
             heartbeat: cfg.heartbeat,
             write_timeout: cfg.write_timeout,
+            admitted: WebSocketConfig::default()
+                .max_message_size(Some(cfg.max_message))
+                .max_frame_size(Some(cfg.max_message)),
         },
         upgrade: Arc::new(Accept {
             tls,
             trust_proxy: cfg.trust_proxy,
-            ws_config: WebSocketConfig::default()
-                .max_message_size(Some(cfg.max_message))
-                .max_frame_size(Some(cfg.max_message)),
+            ws_config: before_login(),
             handshake_timeout: cfg.handshake_timeout,
         }),
         max_clients: cfg.max_clients,
@@ -165,6 +167,24 @@ impl<S: Reducer> Handle<(TcpStream, SocketAddr)> for Browsers<S> {
             let _ = said.await;
         }
     }
+}
+
+/// Buffers of a browser that has not logged in: a handshake message is a
+/// few hundred bytes.
+const HANDSHAKE_BUFFER: usize = 4 << 10;
+
+/// The WebSocket limits until a browser has logged in: messages over
+/// [`HANDSHAKE_MAX_FRAME`] are refused (tungstenite reserves a frame's
+/// announced length as soon as its header arrives, so the cap keeps an
+/// anonymous peer from making the server reserve up to `max_message`), and
+/// small buffers. The session switches to the configured limits after the
+/// login.
+fn before_login() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(HANDSHAKE_BUFFER)
+        .write_buffer_size(HANDSHAKE_BUFFER)
+        .max_message_size(Some(HANDSHAKE_MAX_FRAME))
+        .max_frame_size(Some(HANDSHAKE_MAX_FRAME))
 }
 
 /// How connections are upgraded.

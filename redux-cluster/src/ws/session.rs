@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// The state as the watcher publishes it.
@@ -31,6 +32,8 @@ pub(crate) struct Limits {
     pub max_inflight: usize,
     pub heartbeat: Duration,
     pub write_timeout: Duration,
+    /// The WebSocket limits once logged in (before, they are small).
+    pub admitted: WebSocketConfig,
 }
 
 /// Why a session ended.
@@ -85,6 +88,8 @@ impl Out {
 struct Admitted {
     read_only: bool,
     resume: Option<(u64, u64)>,
+    /// The welcome to send, once the connection has its full limits.
+    welcome: String,
 }
 
 /// Serves one browser until it leaves.
@@ -112,13 +117,40 @@ pub(crate) async fn run<S: Reducer>(
         }
     };
     let result = match admitted {
-        Ok(a) => serve(&mut stream, &mut out, &store, feed, limits, a).await,
+        Ok(a) => match with_limits(stream, out.sink, limits.admitted).await {
+            Ok((sink, mut stream)) => {
+                let mut out = Out {
+                    sink,
+                    timeout: limits.write_timeout,
+                };
+                match out.text(a.welcome.clone()).await {
+                    Ok(()) => serve(&mut stream, &mut out, &store, feed, limits, a).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match result {
         Ok(()) | Err(End::Closed) => tracing::debug!(peer = %peer.name, "browser left"),
         Err(e) => tracing::info!(peer = %peer.name, reason = %e, "browser dropped"),
     }
+}
+
+/// The same connection under `config`'s limits. Only between a browser's
+/// last handshake message and the welcome: the browser sends nothing in
+/// between, so tungstenite holds no unread bytes that could be lost.
+async fn with_limits(
+    stream: SplitStream<Ws>,
+    sink: SplitSink<Ws, Message>,
+    config: WebSocketConfig,
+) -> Result<(SplitSink<Ws, Message>, SplitStream<Ws>), End> {
+    // Both halves come from one split, so they always reunite.
+    let io = stream.reunite(sink).map_err(|_| End::Closed)?.into_inner();
+    Ok(Ws::from_raw_socket(io, Role::Server, Some(config))
+        .await
+        .split())
 }
 
 /// Tells a browser over the connection limit that the server is full.
@@ -199,16 +231,16 @@ async fn login<S: Reducer>(
             }
             Step::Welcome(w) => {
                 let epoch = feed.history.lock().position().0.to_string();
-                out.msg(&ServerMsg::Welcome {
+                let welcome = ServerMsg::Welcome {
                     login: w.login.as_deref(),
                     read_only: w.read_only,
                     signature: w.signature.map(|s| wire::hex(&s)),
                     epoch,
-                })
-                .await?;
+                };
                 return Ok(Admitted {
                     read_only: w.read_only,
                     resume,
+                    welcome: welcome.to_text(),
                 });
             }
             Step::Refuse(r) => {
