@@ -1,8 +1,12 @@
 // Two headless Chromium pages and the Rust master (through the `web`
 // example's standard input) dispatch to one store; all three must end with
-// the same state. A page with a wrong password must show an error.
+// the same state. A page with a wrong password must show an error, and a page
+// given a password must refuse impostor servers that admit it without
+// proving they know the password (no challenge, or a forged signature).
 // Usage: node test.mjs path/to/target/debug/examples/web
 import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -60,6 +64,76 @@ function same(a, b, what) {
   const x = canonical(a);
   const y = canonical(b);
   if (x !== y) throw new Error(`${what}: ${x} != ${y}`);
+}
+
+/** A WebSocket text frame from the server (unmasked). */
+function frame(text) {
+  const payload = Buffer.from(text);
+  let head;
+  if (payload.length < 126) head = Buffer.from([0x81, payload.length]);
+  else {
+    head = Buffer.alloc(4);
+    head[0] = 0x81;
+    head[1] = 126;
+    head.writeUInt16BE(payload.length, 2);
+  }
+  return Buffer.concat([head, payload]);
+}
+
+/** The text of each complete masked frame from a client at the front of `buf`. */
+function* clientFrames(state) {
+  for (;;) {
+    const buf = state.buf;
+    if (buf.length < 2) return;
+    let len = buf[1] & 0x7f;
+    let at = 2;
+    if (len === 126) {
+      if (buf.length < 4) return;
+      len = buf.readUInt16BE(2);
+      at = 4;
+    } else if (len === 127) return; // the client sends nothing that large here
+    if (buf.length < at + 4 + len) return;
+    const mask = buf.subarray(at, at + 4);
+    const data = Buffer.from(buf.subarray(at + 4, at + 4 + len)).map((b, i) => b ^ mask[i % 4]);
+    state.buf = buf.subarray(at + 4 + len);
+    if ((buf[0] & 0x0f) === 1) yield data.toString();
+  }
+}
+
+/**
+ * A server that speaks just enough of the protocol to admit anyone and show
+ * them a state, without knowing any password: it answers the hello with a
+ * welcome (`forge: false`), or with a made-up challenge and then a welcome
+ * with a forged signature (`forge: true`). Resolves to its port.
+ */
+function impostor(forge) {
+  const server = createServer();
+  server.on("upgrade", (req, socket) => {
+    const accept = createHash("sha1")
+      .update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+      .digest("base64");
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    );
+    const state = { buf: Buffer.alloc(0) };
+    const admit = () => {
+      const signature = forge ? "00".repeat(32) : null;
+      socket.write(frame(JSON.stringify({ type: "welcome", login: "test2", read_only: false, signature, epoch: "1" })));
+      socket.write(frame(JSON.stringify({ type: "snapshot", epoch: "1", seq: 7, state: { counter: 4242, todos: [] } })));
+    };
+    socket.on("data", (chunk) => {
+      state.buf = Buffer.concat([state.buf, chunk]);
+      for (const text of clientFrames(state)) {
+        const msg = JSON.parse(text);
+        if (msg.type === "hello" && forge) {
+          const challenge = { type: "challenge", salt: randomBytes(16).toString("hex"), iterations: 4096, nonce: randomBytes(32).toString("hex") };
+          socket.write(frame(JSON.stringify(challenge)));
+        } else if (msg.type === "hello" || msg.type === "proof") admit();
+      }
+    });
+    socket.on("error", () => {});
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: server.address().port })));
 }
 
 const browser = await chromium.launch({
@@ -131,6 +205,27 @@ try {
     const text = await page.textContent("#error");
     if (!text.includes("wrong login or password")) throw new Error(`error shown: ${text}`);
   });
+
+  for (const forge of [false, true]) {
+    const what = forge ? "a forged signature" : "no challenge";
+    await check(`a page with a password refuses an impostor server (${what})`, async () => {
+      const { server: fake, port } = await impostor(forge);
+      try {
+        const page = await context.newPage();
+        await page.goto(`${http}?login=test2&password=123456&ws=${encodeURIComponent(`ws://127.0.0.1:${port}/`)}`);
+        await page.waitForFunction(() => document.getElementById("error").textContent.includes("could not prove"), null, {
+          timeout: LIMIT,
+        });
+        // The impostor's state was never shown.
+        const state = await page.evaluate(() => window.board.getState());
+        if (state && state.counter === 4242) throw new Error("the impostor's state was applied");
+        if (!(await page.$eval("#board", (b) => b.hidden))) throw new Error("the board is shown");
+        if ((await page.textContent("#counter")) === "4242") throw new Error("the impostor's counter is shown");
+      } finally {
+        fake.close();
+      }
+    });
+  }
 } finally {
   await browser.close();
   server.kill();
