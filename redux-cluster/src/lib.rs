@@ -45,7 +45,8 @@
 //!   of a link, and the type-erased store views they use.
 //! - `registry.rs`: the stores of this process, by name.
 //! - `session.rs`: exactly-once dispatch across reconnects.
-//! - `transport/`: byte streams only (`pipe.rs`: the worker channel).
+//! - `transport/`: byte streams only (`pipe.rs`: the worker channel);
+//!   `accept.rs`: the one accept loop every server runs.
 //! - `cluster.rs`: forking workers (the basic scheme).
 //! - `server.rs`, `client.rs`: serving over sockets and following a server,
 //!   with reconnect (the cluster scheme).
@@ -54,6 +55,7 @@
 //! - `admission/`: who gets in, on every transport (hello, bans,
 //!   challenge, welcome or refusal), with no I/O; `auth.rs`: logins by
 //!   challenge-response; `ban.rs`: brute-force bans.
+//! - `fuzz.rs`: entry points for the cargo-fuzz targets in `fuzz/`.
 //! - `error.rs`: error types, split by when they happen; `event.rs`:
 //!   events (peers joining and leaving, reconnects, repairs), which are not
 //!   errors.
@@ -75,6 +77,9 @@ mod core;
 mod digest;
 mod error;
 mod event;
+// Entry points for the fuzz targets: not a promise.
+#[doc(hidden)]
+pub mod fuzz;
 mod link;
 mod log;
 mod options;

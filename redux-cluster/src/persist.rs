@@ -324,7 +324,7 @@ fn restore<S: Reducer>(
 
 /// Splits a payload of format 2 into what precedes the data (the dispatch
 /// sessions) and the data; format 1 had only the data.
-fn split_sessions<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn split_sessions<T: serde::de::DeserializeOwned + Default>(
     with: bool,
     payload: &[u8],
 ) -> postcard::Result<(T, &[u8])> {

@@ -48,7 +48,7 @@ const MAGIC: [u8; 8] = *b"RCJOURNL";
 /// the actions (see persist.rs); 1: the actions alone.
 pub const JOURNAL_VERSION: u16 = 2;
 const VERSION: u16 = JOURNAL_VERSION;
-const HEADER_LEN: usize = COMMON_LEN + 4;
+pub(crate) const HEADER_LEN: usize = COMMON_LEN + 4;
 const REC_HEAD: usize = 20;
 const REC_OVERHEAD: usize = REC_HEAD + 4;
 const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
@@ -306,16 +306,9 @@ impl Journal {
                 (header, derived, replay, HEADER_LEN as u64)
             }
             Some(bytes) => {
-                let (header, derived) = check_header(&bytes, &path, &ids, key.as_ref())?;
-                let (records, good_len) = scan(&bytes, &header, derived.as_ref(), &path)?;
-                let replay = Replay {
-                    epoch: header.common.position.epoch,
-                    first_seq: header.common.position.seq,
-                    records,
-                    version: header.common.version,
-                    truncated_bytes: (bytes.len() - good_len) as u64,
-                };
-                (header, derived, replay, good_len as u64)
+                let (header, derived, replay) = read(&bytes, &path, &ids, key.as_ref())?;
+                let good_len = bytes.len() as u64 - replay.truncated_bytes;
+                (header, derived, replay, good_len)
             }
         };
         let mut file = OpenOptions::new()
@@ -545,6 +538,45 @@ impl Journal {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Reads a whole journal file: its header, the key it needs, and its
+/// records up to a torn tail.
+fn read(
+    bytes: &[u8],
+    path: &Path,
+    ids: &Ids,
+    key: Option<&Key>,
+) -> Result<(Header, Option<Derived>, Replay), BackupError> {
+    let (header, derived) = check_header(bytes, path, ids, key)?;
+    let (records, good_len) = scan(bytes, &header, derived.as_ref(), path)?;
+    let replay = Replay {
+        epoch: header.common.position.epoch,
+        first_seq: header.common.position.seq,
+        records,
+        version: header.common.version,
+        truncated_bytes: (bytes.len() - good_len) as u64,
+    };
+    Ok((header, derived, replay))
+}
+
+/// The bytes of an unencrypted journal file with `records` (first seq,
+/// count, payload), for the fuzz targets' seeds.
+pub(crate) fn file_of(
+    ids: Ids,
+    start: Position,
+    records: &[(u64, u32, Vec<u8>)],
+) -> Result<Vec<u8>, BackupError> {
+    let mut buf = Header::new(ids, start, None).encode().to_vec();
+    for (first_seq, count, payload) in records {
+        encode_record(&mut buf, *first_seq, *count, payload, None)?;
+    }
+    Ok(buf)
+}
+
+/// [`read`] for the fuzz targets: the records of a journal file's bytes.
+pub(crate) fn replay_of(bytes: &[u8], ids: &Ids) -> Result<Replay, BackupError> {
+    read(bytes, Path::new("fuzz"), ids, None).map(|(_, _, replay)| replay)
 }
 
 /// Decodes and checks the header, and derives the key it needs.

@@ -50,9 +50,9 @@
 
 mod crypto;
 mod file;
-mod format;
-mod header;
-mod journal;
+pub(crate) mod format;
+pub(crate) mod header;
+pub(crate) mod journal;
 
 pub use crypto::{KdfParams, Key};
 // The file formats themselves: public for the tests and tools, not a

@@ -84,7 +84,7 @@
 mod patch;
 mod server;
 mod session;
-mod wire;
+pub(crate) mod wire;
 
 use crate::auth::Logins;
 use crate::ban::BanPolicy;
