@@ -5,6 +5,7 @@ use redux_cluster::ban::BanPolicy;
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::{ServeConfig, Server};
 use redux_cluster::transport::tls::{Fingerprint, ServerIdentity, Trust};
+use redux_cluster::JoinError;
 use redux_cluster_tests::{parse_final, Counter, CounterAction, Proc, Scoped};
 use serial_test::serial;
 use std::net::SocketAddr;
@@ -156,8 +157,23 @@ async fn wrong_name_under_ca_trust_is_refused() {
         .expect("connect");
         let err = bad.ready().await.expect_err("the wrong name is refused");
         assert!(err.to_string().contains("example.com"), "{err}");
+        assert!(matches!(err, JoinError::CertificateRejected(_)), "{err:?}");
+        // A server name that is no name at all: a configuration error,
+        // given at once rather than retried for ever.
+        let unusable = Counter::connect(
+            ConnectConfig::quic(
+                addr,
+                "not a name!",
+                Trust::Fingerprint(Fingerprint([1; 32])),
+            )
+            .relay(false),
+        )
+        .expect("connect");
+        let err = unusable.ready().await.expect_err("refused");
+        assert!(matches!(err, JoinError::Misconfigured(_)), "{err:?}");
         good.shutdown();
         bad.shutdown();
+        unusable.shutdown();
     })
     .await
     .expect("hang");

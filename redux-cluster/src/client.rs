@@ -11,7 +11,7 @@ use crate::link::follow::Upstream;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
 use crate::transport::quic::{quic_connect, QuicOptions};
 use crate::transport::tcp_tls::{tcp_tls_connect, TcpTlsOptions};
-use crate::transport::tls::{ClientIdentity, TransportError, Trust};
+use crate::transport::tls::{ClientIdentity, TransportError, TransportErrorKind, Trust};
 use crate::transport::unix;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -187,11 +187,14 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
                 }
             }
             Err(Open::Refused(e)) => {
-                // A certificate that does not match will not match next
-                // time either: stop, and say why.
-                up.fail_all(&crate::JoinError::CertificateRejected(format!(
-                    "{peer}: {e}"
-                )));
+                // A certificate that does not match, or a configuration that
+                // cannot work, fails the same way next time: stop, and say
+                // why.
+                let why = format!("{peer}: {e}");
+                up.fail_all(&match e.kind() {
+                    TransportErrorKind::Certificate => crate::JoinError::CertificateRejected(why),
+                    _ => crate::JoinError::Misconfigured(why),
+                });
                 report(crate::Error::Transport(e));
                 return;
             }
@@ -213,19 +216,19 @@ type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
 enum Open {
     /// Worth retrying (nothing listens yet, network trouble).
     Retry(String),
-    /// Will fail again the same way (the server's certificate is refused).
+    /// Will fail again the same way (the server's certificate is refused,
+    /// or the configuration cannot work).
     Refused(TransportError),
 }
 
 /// Opens a byte stream to the target.
 async fn open(target: &Target) -> Result<(BoxRead, BoxWrite), Open> {
-    let refused = |e: TransportError| match e {
-        TransportError::FingerprintMismatch { .. }
-        | TransportError::NameMismatch { .. }
-        | TransportError::UntrustedCert(_)
-        | TransportError::InvalidServerName(_)
-        | TransportError::NoTrustAnchors(_) => Open::Refused(e),
-        other => Open::Retry(other.to_string()),
+    let refused = |e: TransportError| {
+        if e.is_retryable() {
+            Open::Retry(e.to_string())
+        } else {
+            Open::Refused(e)
+        }
     };
     match target {
         Target::Unix(p) => match unix::connect(p).await {

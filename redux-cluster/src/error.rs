@@ -53,6 +53,11 @@ pub enum JoinError {
     /// issuer); retrying cannot help.
     #[error("the server's certificate was refused: {0}")]
     CertificateRejected(String),
+    /// The client's own transport configuration cannot work (an invalid
+    /// server name, no trusted roots, a key rustls refuses); fix it, as
+    /// retrying gives the same error.
+    #[error("the connection cannot be set up: {0}")]
+    Misconfigured(String),
     /// Refused for another reason (an unsupported protocol version, say).
     #[error("refused: {0}")]
     Refused(String),

@@ -433,7 +433,7 @@ pub async fn quic_connect(
         .connect_with(config, addr, server_name)
         .map_err(|e| match e {
             quinn::ConnectError::InvalidServerName(name) => TransportError::InvalidServerName(name),
-            e => TransportError::QuicConnect(e),
+            e => TransportError::QuicConnect(e.to_string()),
         })?;
     let within = options.handshake_timeout;
     let opened = tokio::time::timeout(within, async move {
@@ -466,7 +466,7 @@ fn conn_error(e: ConnectionError) -> TransportError {
             TransportError::PeerRefused(close.to_string())
         }
         ConnectionError::ApplicationClosed(close) => TransportError::PeerRefused(close.to_string()),
-        _ => TransportError::QuicConnection(e),
+        _ => TransportError::QuicConnection(e.to_string()),
     }
 }
 

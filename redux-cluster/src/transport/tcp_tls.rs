@@ -285,7 +285,7 @@ fn tls_error(e: io::Error) -> TransportError {
             rustls::Error::AlertReceived(alert) => {
                 TransportError::PeerRefused(format!("tls alert {alert:?}"))
             }
-            other => TransportError::Tls(other),
+            other => TransportError::Tls(other.to_string()),
         },
         // Not reached: the check above saw a rustls error inside.
         Some(Err(inner)) => TransportError::Io(io::Error::new(kind, inner)),

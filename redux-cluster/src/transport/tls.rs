@@ -176,18 +176,72 @@ pub enum TransportError {
     /// Options or certificates that cannot make a working configuration.
     #[error("invalid transport configuration: {0}")]
     Config(String),
-    /// A TLS error not covered above.
+    /// A TLS error not covered above (rustls's message).
     #[error("tls: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(String),
     /// An I/O error on the socket.
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
-    /// A QUIC connection could not be started (before any packet was sent).
+    /// A QUIC connection could not be started (before any packet was sent;
+    /// quinn's message).
     #[error("quic connect: {0}")]
-    QuicConnect(#[from] quinn::ConnectError),
-    /// A QUIC connection failed or was lost after it started.
+    QuicConnect(String),
+    /// A QUIC connection failed or was lost after it started (quinn's
+    /// message).
     #[error("quic connection: {0}")]
-    QuicConnection(#[from] quinn::ConnectionError),
+    QuicConnection(String),
+}
+
+/// When a [`TransportError`] happens, and so what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// Before any connection: files, PEM, keys, names, options. Fix the
+    /// configuration; retrying gives the same error.
+    Configuration,
+    /// The other side's certificate was refused (pin, chain, name): the
+    /// same server is refused again until one side is changed.
+    Certificate,
+    /// The connection: nothing listens yet, a lost or reset link, a
+    /// timeout, a peer that refused us or does not speak our protocol.
+    /// Worth retrying.
+    Connection,
+}
+
+impl TransportError {
+    /// When this error happens: configuration, certificate or connection.
+    pub fn kind(&self) -> TransportErrorKind {
+        use TransportError as E;
+        match self {
+            E::ReadFile { .. }
+            | E::WriteFile { .. }
+            | E::BadPem { .. }
+            | E::BadKey { .. }
+            | E::IncompleteIdentity { .. }
+            | E::CertGeneration(_)
+            | E::InvalidFingerprint(_)
+            | E::NoTrustAnchors(_)
+            | E::InvalidServerName(_)
+            | E::Config(_)
+            | E::QuicConnect(_) => TransportErrorKind::Configuration,
+            E::FingerprintMismatch { .. } | E::UntrustedCert(_) | E::NameMismatch { .. } => {
+                TransportErrorKind::Certificate
+            }
+            E::PeerRefused(_)
+            | E::WrongAlpn(_)
+            | E::BadPreamble(_)
+            | E::HandshakeTimeout(_)
+            | E::Tls(_)
+            | E::Io(_)
+            | E::QuicConnection(_) => TransportErrorKind::Connection,
+        }
+    }
+
+    /// Whether trying again may succeed (a [connection](TransportErrorKind::Connection)
+    /// error); a client keeps reconnecting only after these.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == TransportErrorKind::Connection
+    }
 }
 
 type Result<T, E = TransportError> = std::result::Result<T, E>;
@@ -203,6 +257,11 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 const TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// A rustls error while building a config: the configuration is at fault.
+fn config_error(e: rustls::Error) -> TransportError {
+    TransportError::Config(e.to_string())
+}
 
 /// Runs blocking config building (it may read files) off the runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -674,7 +733,8 @@ pub fn server_config(
 ) -> Result<rustls::ServerConfig> {
     let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(TLS13_ONLY)?;
+        .with_protocol_versions(TLS13_ONLY)
+        .map_err(config_error)?;
     let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::RequireCa(source) => {
@@ -688,7 +748,7 @@ pub fn server_config(
         }
     };
     let KeyedChain { chain, key, .. } = identity.0.clone();
-    let mut config = builder.with_single_cert(chain, key)?;
+    let mut config = builder.with_single_cert(chain, key).map_err(config_error)?;
     config.alpn_protocols = vec![ALPN.to_vec()];
     Ok(config)
 }
@@ -742,14 +802,17 @@ pub(crate) fn client_config_reporting(
     // `dangerous()` only because the verifier is our own type; for CA
     // trust it delegates to rustls' WebPkiServerVerifier unchanged.
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(TLS13_ONLY)?
+        .with_protocol_versions(TLS13_ONLY)
+        .map_err(config_error)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match identity {
         None => builder.with_no_client_auth(),
         Some(id) => {
             let KeyedChain { chain, key, .. } = id.0.clone();
-            builder.with_client_auth_cert(chain, key)?
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(config_error)?
         }
     };
     config.alpn_protocols = vec![ALPN.to_vec()];
@@ -893,6 +956,26 @@ impl ServerCertVerifier for Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_when_they_happen() {
+        let config = TransportError::InvalidServerName("not a name!".into());
+        assert_eq!(config.kind(), TransportErrorKind::Configuration);
+        assert!(!config.is_retryable());
+        let cert = TransportError::NameMismatch {
+            name: "example.com".into(),
+        };
+        assert_eq!(cert.kind(), TransportErrorKind::Certificate);
+        assert!(!cert.is_retryable());
+        for conn in [
+            TransportError::Io(io::ErrorKind::ConnectionRefused.into()),
+            TransportError::HandshakeTimeout(Duration::from_secs(1)),
+            TransportError::PeerRefused("reset".into()),
+        ] {
+            assert_eq!(conn.kind(), TransportErrorKind::Connection);
+            assert!(conn.is_retryable());
+        }
+    }
 
     #[test]
     fn fingerprint_round_trips_through_hex() {
