@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Guards against a hang; not a timing assertion.
 const LIMIT: Duration = Duration::from_secs(120);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Net {
     Quic,
     Tcp,
@@ -318,6 +318,74 @@ async fn two_hundred_quic_clients_converge() {
     })
     .await
     .expect("hang");
+}
+
+/// A client closed with `close()` is reported by the master as a clean
+/// departure (a goodbye, then TLS close_notify or the QUIC finish), one
+/// dropped without it as lost.
+async fn clean_close_is_a_clean_departure(net: Net) {
+    use redux_cluster::Event;
+    use std::sync::{Arc, Mutex};
+    let left = Arc::new(Mutex::new(Vec::new()));
+    let told = Arc::new(tokio::sync::Notify::new());
+    let (l, t) = (Arc::clone(&left), Arc::clone(&told));
+    let store = Scoped(
+        Counter::builder()
+            .on_event(move |e| {
+                if let Event::PeerLeft { clean, reason, .. } = e {
+                    l.lock().expect("lock").push((*clean, reason.clone()));
+                    t.notify_one();
+                }
+            })
+            .start()
+            .expect("master"),
+    );
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(config(net, any_port(), id))
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    let connect = || {
+        let trust = Trust::Fingerprint(fp);
+        let cfg = match net {
+            Net::Quic => ConnectConfig::quic(addr, "localhost", trust),
+            Net::Tcp => ConnectConfig::tcp_tls(addr, "localhost", trust),
+        };
+        Counter::connect(cfg.relay(false)).expect("connect")
+    };
+    tokio::time::timeout(LIMIT, async {
+        let c = connect();
+        c.commit(CounterAction::Inc(1)).await.expect("commit");
+        c.close().await.expect("close");
+        told.notified().await;
+        let (clean, reason) = left.lock().expect("lock").remove(0);
+        assert!(clean, "a closed client was reported lost: {reason}");
+        // Shut down without a goodbye: the link just ends.
+        let c = connect();
+        c.commit(CounterAction::Inc(1)).await.expect("commit");
+        c.shutdown();
+        told.notified().await;
+        let (clean, reason) = left.lock().expect("lock").remove(0);
+        if net == Net::Tcp {
+            assert!(!clean, "no close_notify, yet reported clean: {reason}");
+        }
+    })
+    .await
+    .expect("hang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn clean_close_is_a_clean_departure_over_tcp_tls() {
+    clean_close_is_a_clean_departure(Net::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn clean_close_is_a_clean_departure_over_quic() {
+    clean_close_is_a_clean_departure(Net::Quic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

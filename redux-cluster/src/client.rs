@@ -167,6 +167,9 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
                 let res = up
                     .run(r, w, codec, cfg.credentials.as_ref(), heartbeat, true)
                     .await;
+                if up.leaving() {
+                    return;
+                }
                 if up.joined_any() {
                     delay = cfg.first_retry;
                 }

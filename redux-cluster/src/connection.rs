@@ -189,4 +189,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.inner.write_all(buf).await?;
         Ok(())
     }
+
+    /// Ends the stream in this direction: TLS sends its close_notify, QUIC
+    /// finishes the stream, a socket sends FIN.
+    ///
+    /// # Errors
+    /// An I/O error.
+    pub async fn shutdown(&mut self) -> Result<(), LinkError> {
+        self.inner.shutdown().await?;
+        Ok(())
+    }
 }

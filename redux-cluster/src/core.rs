@@ -131,10 +131,20 @@ pub(crate) struct Shared<S: Reducer> {
     /// Background tasks this store owns (a client's reconnect loop); aborted
     /// on shutdown.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Says goodbye to the master on a clean close (a client's link).
+    farewell: Mutex<Option<Arc<dyn Farewell>>>,
     /// The backup task, awaited by a close so that it can flush.
     persist: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What may leave this store: with a journal, only what is on disk.
     durability: Durability,
+}
+
+/// A follower's way to end its link cleanly: it tells the master it is
+/// leaving (so the master reports a clean departure, not a lost peer) and
+/// does not reconnect.
+pub trait Farewell: Send + Sync {
+    /// Says goodbye; returns once it is written (or could not be).
+    fn say(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
 /// The master's durability rule: with a journal, no action leaves the
@@ -211,6 +221,7 @@ impl<S: Reducer> Shared<S> {
                 last_failure: Mutex::new(None),
             }),
             tasks: Mutex::new(Vec::new()),
+            farewell: Mutex::new(None),
             sessions: Mutex::new(crate::session::Sessions::default()),
             snapshots: AtomicU64::new(0),
             digest_cache: Mutex::new(None),
@@ -338,6 +349,19 @@ impl<S: Reducer> Shared<S> {
     /// Takes ownership of a background task.
     pub fn own_task(&self, task: tokio::task::AbortHandle) {
         self.tasks.lock().push(task);
+    }
+
+    /// What a clean close says to the master first.
+    pub fn set_farewell(&self, farewell: Arc<dyn Farewell>) {
+        *self.farewell.lock() = Some(farewell);
+    }
+
+    /// Says goodbye to the master, if this store has a link of its own.
+    pub async fn farewell(&self) {
+        let farewell = self.farewell.lock().take();
+        if let Some(f) = farewell {
+            f.say().await;
+        }
     }
 
     /// Aborts every owned task.

@@ -109,6 +109,7 @@ impl<S: Reducer> StoreBuilder<S> {
             *f.ready_timeout.lock() = cfg.ready_timeout;
         }
         up.register(Arc::clone(&shared) as Arc<dyn crate::link::Sink>);
+        shared.set_farewell(Arc::new(up.clone()));
         let weak = Arc::downgrade(&shared);
         let task = handle.spawn(crate::client::run(up, cfg, move |e| {
             if let Some(s) = weak.upgrade() {
@@ -478,7 +479,9 @@ impl<S: Reducer> Store<S> {
     /// Closes the store without losing what it was given: on a follower,
     /// waits until the master has acknowledged every queued dispatch; with
     /// a backup, waits until it has written everything applied (journal:
-    /// synced; snapshot mode: one last save). Then shuts down.
+    /// synced; snapshot mode: one last save). A client then tells its server
+    /// it is leaving (a goodbye, then TLS close_notify or the QUIC stream's
+    /// finish), so the server reports a clean departure. Then shuts down.
     ///
     /// # Errors
     /// [`DispatchError::Undelivered`] with how many queued actions were
@@ -494,6 +497,7 @@ impl<S: Reducer> Store<S> {
         let lost = self.shared.drain().await;
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.flush_persist().await;
+        self.shared.farewell().await;
         self.shutdown();
         if lost > 0 {
             return Err(DispatchError::Undelivered(lost));

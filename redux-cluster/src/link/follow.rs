@@ -10,7 +10,7 @@ use super::{AbortOnDrop, Sink};
 use crate::admission::client::{ClientLogin, ClientStep};
 use crate::auth::Credentials;
 use crate::connection::{FrameReader, FrameWriter, LinkError};
-use crate::protocol::{Channel, Diverged, FrameCodec, Join, Message};
+use crate::protocol::{Channel, Diverged, FrameCodec, Goodbye, Join, Message};
 use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,6 +31,13 @@ struct Inner {
     control: Mutex<Vec<u8>>,
     /// Whether a store joined during the current connection.
     joined: std::sync::atomic::AtomicBool,
+    /// Whether a connection is up (logged in, writer running).
+    connected: std::sync::atomic::AtomicBool,
+    /// Set by a clean close: the writer says goodbye and stops, and no
+    /// reconnect follows.
+    leaving: std::sync::atomic::AtomicBool,
+    /// Told once the goodbye is written.
+    said: Notify,
 }
 
 /// The follower end of a link, shared by all stores following one master.
@@ -47,6 +54,9 @@ impl Upstream {
                 chans: Mutex::new(Vec::new()),
                 control: Mutex::new(Vec::new()),
                 joined: std::sync::atomic::AtomicBool::new(false),
+                connected: std::sync::atomic::AtomicBool::new(false),
+                leaving: std::sync::atomic::AtomicBool::new(false),
+                said: Notify::new(),
             }),
         }
     }
@@ -122,6 +132,11 @@ impl Upstream {
         }
     }
 
+    /// Whether a clean close asked this link to end (no reconnect then).
+    pub fn leaving(&self) -> bool {
+        self.inner.leaving.load(Ordering::SeqCst)
+    }
+
     /// Whether a store joined during the last connection.
     pub fn joined_any(&self) -> bool {
         self.inner.joined.load(Ordering::SeqCst)
@@ -147,8 +162,10 @@ impl Upstream {
             writer,
             heartbeat,
         )));
+        self.inner.connected.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let res = self.read_loop(&mut reader, heartbeat).await;
+        self.inner.connected.store(false, Ordering::SeqCst);
         // The channels' join flags are reset next, for the next connection;
         // this connection's writer must be gone by then, or it could mark a
         // join as sent (on the dead socket) that the next writer then never
@@ -297,6 +314,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if !super::wait_or_beat(&inner.wake, heartbeat, &mut writer).await {
             return;
         }
+        if inner.leaving.load(Ordering::SeqCst) {
+            // A clean close: say so, then end the stream (TLS close_notify,
+            // QUIC finish, FIN), so the master reports a clean departure.
+            let bye = Message::Goodbye(Goodbye { reason: "closed" });
+            if writer.send(&bye).await.is_ok() {
+                let _ = writer.shutdown().await;
+            }
+            inner.said.notify_one();
+            return;
+        }
         buf.clear();
         buf.append(&mut inner.control.lock());
         {
@@ -333,5 +360,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if buf.capacity() > 4 << 20 {
             buf = Vec::with_capacity(64 * 1024);
         }
+    }
+}
+
+/// How long a clean close waits for the goodbye to be written.
+const FAREWELL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl crate::core::Farewell for Upstream {
+    fn say(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let said = self.inner.said.notified();
+            self.inner.leaving.store(true, Ordering::SeqCst);
+            if !self.inner.connected.load(Ordering::SeqCst) {
+                return;
+            }
+            self.inner.wake.notify_one();
+            let _ = tokio::time::timeout(FAREWELL_WAIT, said).await;
+        })
     }
 }
