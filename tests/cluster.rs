@@ -789,3 +789,43 @@ async fn a_full_server_says_so_and_admits_the_client_when_a_place_frees() {
     .await
     .expect("within the limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn commit_within_gives_up_in_time_and_the_action_still_lands_once() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::DispatchError;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let master = Scoped(Counter::start_master().expect("master"));
+    let server = master.serve(ServeConfig::unix(&path)).await.expect("serve");
+    let client = Scoped(Counter::connect(ConnectConfig::unix(&path).relay(false)).expect("client"));
+    tokio::time::timeout(LIMIT, async {
+        let quick = Duration::from_millis(300);
+        assert_eq!(
+            client.commit_within(CounterAction::Inc(1), quick).await,
+            Ok(1)
+        );
+        // The server goes away: the deadline ends the wait.
+        server.shutdown().await;
+        assert_eq!(
+            client.commit_within(CounterAction::Inc(2), quick).await,
+            Err(DispatchError::Timeout(quick))
+        );
+        // Back again: the action that timed out is committed, once.
+        let _server = master
+            .serve(ServeConfig::unix(&path))
+            .await
+            .expect("serve again");
+        master.wait_until(|s| s.total >= 2).await.expect("landed");
+        client.wait_until(|s| s.total >= 2).await.expect("seen");
+        let again = client
+            .commit_within(CounterAction::Inc(3), LIMIT)
+            .await
+            .expect("commit");
+        assert_eq!(again, 3, "the timed-out action was applied exactly once");
+        assert_eq!(master.state().by[2], 1);
+    })
+    .await
+    .expect("hang");
+}

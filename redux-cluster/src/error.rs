@@ -172,6 +172,11 @@ pub enum DispatchError {
     /// master could no longer deliver.
     #[error("{0} queued actions were not delivered: the link to the master is gone for good")]
     Undelivered(usize),
+    /// [`crate::Store::commit_within`] gave up waiting. The action stays
+    /// queued (or in flight) and may still be committed later, exactly
+    /// once; only the wait ended.
+    #[error("not committed within {0:?}; the action may still be committed")]
+    Timeout(std::time::Duration),
     /// A dispatch on a master from a thread that holds a read guard of the
     /// same store ([`crate::Store::state`]): applying would wait for that
     /// guard for ever. Drop the guard first.

@@ -292,6 +292,26 @@ impl<S: Reducer> Store<S> {
         rx.await.unwrap_or(Err(DispatchError::Closed))
     }
 
+    /// [`commit`](Self::commit), waiting at most `deadline` for the
+    /// acknowledgement: a caller that must answer its own client in time
+    /// (an HTTP handler, say) gets [`DispatchError::Timeout`] rather than
+    /// waiting for a master that is down.
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit); [`DispatchError::Timeout`] when the
+    /// deadline passed first. The action is not withdrawn then: it stays
+    /// queued and is committed exactly once when the master is back (watch
+    /// [`seq`](Self::seq) or the state to see it land).
+    pub async fn commit_within(
+        &self,
+        action: S::Action,
+        deadline: std::time::Duration,
+    ) -> Result<u64, DispatchError> {
+        tokio::time::timeout(deadline, self.commit(action))
+            .await
+            .unwrap_or(Err(DispatchError::Timeout(deadline)))
+    }
+
     /// Serves this store to clients (the seed's `createServer`). Its role
     /// then includes `server`. Dropping the returned [`crate::server::Server`]
     /// stops serving.
