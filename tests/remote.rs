@@ -511,3 +511,61 @@ async fn a_banned_address_is_listed_and_can_be_unbanned() {
     .await
     .expect("within the limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn every_refusal_has_its_join_error() {
+    use redux_cluster_tests::{drifted, Notes};
+    let (_store, server, fp) = banning_server().await;
+    let addr = server.local_addr().expect("addr");
+    let cfg = || {
+        ConnectConfig::tcp_tls(addr, "localhost", Trust::Fingerprint(fp))
+            .relay(false)
+            .connect_timeout(Some(Duration::from_secs(20)))
+    };
+    tokio::time::timeout(LIMIT, async {
+        // A right login: in.
+        let ok = Counter::connect(cfg().login("test1", "12345")).expect("connect");
+        assert_eq!(ok.ready().await, Ok(()));
+        // The same name with another schema.
+        let drift = drifted::Counter::connect(cfg().login("test1", "12345")).expect("connect");
+        match drift.ready().await {
+            Err(JoinError::SchemaMismatch(m)) => {
+                assert!(m.to_string().contains("Counter"), "{m}")
+            }
+            other => panic!("expected a schema mismatch: {other:?}"),
+        }
+        // A store the server does not serve.
+        let notes = Notes::connect(cfg().login("test1", "12345")).expect("connect");
+        assert!(
+            matches!(notes.ready().await, Err(JoinError::UnknownStore { .. })),
+            "expected an unknown store"
+        );
+        // No login at a server that needs one.
+        let anonymous = Counter::connect(cfg()).expect("connect");
+        assert_eq!(anonymous.ready().await, Err(JoinError::LoginRequired));
+        // A wrong password, then (the policy bans after 2) a ban, which
+        // then holds for the right password too.
+        let wrong = Counter::connect(cfg().login("test1", "nope")).expect("connect");
+        assert_eq!(wrong.ready().await, Err(JoinError::WrongCredentials));
+        let wrong = Counter::connect(cfg().login("test1", "nope")).expect("connect");
+        assert!(
+            matches!(wrong.ready().await, Err(JoinError::Banned { .. })),
+            "expected a ban"
+        );
+        let late = Counter::connect(cfg().login("test1", "12345")).expect("connect");
+        match late.ready().await {
+            Err(JoinError::Banned { detail }) => assert!(detail.contains("seconds"), "{detail}"),
+            other => panic!("expected a ban: {other:?}"),
+        }
+        // Those already in stay in.
+        assert_eq!(ok.commit(CounterAction::Inc(1)).await, Ok(1));
+        for s in [ok, anonymous, wrong, late] {
+            s.shutdown();
+        }
+        drift.shutdown();
+        notes.shutdown();
+    })
+    .await
+    .expect("hang");
+}

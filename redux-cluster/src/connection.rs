@@ -31,6 +31,9 @@ pub enum LinkError {
     /// The peer refused us.
     #[error("refused by the peer: {0}")]
     Refused(String),
+    /// The server is full (or shutting down); worth trying again later.
+    #[error("the server is unavailable: {0}")]
+    Unavailable(String),
     /// The server refused our login (wrong credentials, banned, or a login
     /// is required). Retrying with the same credentials cannot help.
     #[error("{0}")]

@@ -66,6 +66,8 @@ pub(crate) enum LinkStatus {
     Joined,
     Refused(crate::JoinError),
     Down,
+    /// Down because the server is full: `ready()` says so at once.
+    Unavailable(crate::JoinError),
 }
 
 /// Counts one parked waiter for as long as it lives.

@@ -53,6 +53,14 @@ pub enum JoinError {
     /// issuer); retrying cannot help.
     #[error("the server's certificate was refused: {0}")]
     CertificateRejected(String),
+    /// The server is at its connection limit. Returned by
+    /// [`crate::Store::ready`] at once; the store keeps trying and joins
+    /// when a place frees (call `ready()` again to wait for it).
+    #[error("the server is full: {detail}")]
+    ServerFull {
+        /// The server's words.
+        detail: String,
+    },
     /// The client's own transport configuration cannot work (an invalid
     /// server name, no trusted roots, a key rustls refuses); fix it, as
     /// retrying gives the same error.

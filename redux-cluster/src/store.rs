@@ -382,7 +382,7 @@ impl<S: Reducer> Store<S> {
         loop {
             match &*rx.borrow_and_update() {
                 LinkStatus::Joined => return Ok(()),
-                LinkStatus::Refused(why) => return Err(why.clone()),
+                LinkStatus::Refused(why) | LinkStatus::Unavailable(why) => return Err(why.clone()),
                 LinkStatus::Down if f.queue.lock().dead() => {
                     return Err(JoinError::LinkDown);
                 }

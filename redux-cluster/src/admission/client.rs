@@ -87,9 +87,9 @@ impl<'a> ClientLogin<'a> {
                     RefuseReason::BadCredentials => JoinError::WrongCredentials,
                     RefuseReason::Banned => JoinError::Banned { detail },
                     RefuseReason::LoginRequired => JoinError::LoginRequired,
-                    RefuseReason::Version | RefuseReason::Unavailable => {
-                        return Err(LinkError::Refused(detail))
-                    }
+                    // Refused again next time: it ends the link for good.
+                    RefuseReason::Version => JoinError::Refused(detail),
+                    RefuseReason::Unavailable => return Err(LinkError::Unavailable(detail)),
                 };
                 Err(LinkError::AuthRefused(Box::new(typed)))
             }

@@ -113,6 +113,9 @@ impl Upstream {
                 Some(why) => c.sink.on_fatal(why),
                 None => c.sink.on_down(will_retry),
             }
+            if let Err(LinkError::Unavailable(detail)) = &res {
+                c.sink.on_unavailable(detail);
+            }
         }
         res
     }

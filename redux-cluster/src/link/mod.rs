@@ -161,6 +161,8 @@ pub(crate) trait Sink: Send + Sync {
     fn on_fatal(&self, why: &crate::JoinError);
     /// A connection attempt failed with `cause`; another follows.
     fn on_retry(&self, cause: &str);
+    /// The server is full; the link will try again.
+    fn on_unavailable(&self, detail: &str);
     /// The link is gone; `will_retry` when a reconnect follows.
     fn on_down(&self, will_retry: bool);
     /// Moves queued dispatches into frames; returns whether any were added.

@@ -165,6 +165,15 @@ impl<S: Reducer> Sink for Shared<S> {
         }
     }
 
+    fn on_unavailable(&self, detail: &str) {
+        if let Some(f) = &self.follower {
+            f.status
+                .send_replace(LinkStatus::Unavailable(crate::JoinError::ServerFull {
+                    detail: detail.to_string(),
+                }));
+        }
+    }
+
     fn on_retry(&self, cause: &str) {
         if let Some(f) = &self.follower {
             *f.last_failure.lock() = Some(cause.to_string());
