@@ -88,7 +88,7 @@ pub enum JoinError {
 pub enum SyncError {
     /// The payload does not decode as this store's state or actions.
     #[error("payload does not decode as this store's types: {0}")]
-    Decode(#[from] postcard::Error),
+    Decode(String),
     /// This store's state differs from the master's at the same sequence
     /// number: the reducer is not deterministic (it reads a clock, a random
     /// number, a global...). A snapshot from the master repairs it.
@@ -207,7 +207,7 @@ pub enum FrameError {
     },
     /// The body is not a valid message.
     #[error("malformed frame: {0}")]
-    Malformed(#[from] postcard::Error),
+    Malformed(String),
     /// The stream ended in the middle of a frame.
     #[error("stream ended inside a frame: {have} of {need} bytes received")]
     Truncated {
@@ -216,4 +216,18 @@ pub enum FrameError {
         /// Bytes that arrived.
         have: usize,
     },
+}
+
+impl SyncError {
+    /// A payload that did not decode (postcard's message).
+    pub(crate) fn decode(e: postcard::Error) -> Self {
+        SyncError::Decode(e.to_string())
+    }
+}
+
+impl FrameError {
+    /// A body that is not a valid message (postcard's message).
+    pub(crate) fn malformed(e: postcard::Error) -> Self {
+        FrameError::Malformed(e.to_string())
+    }
 }

@@ -10,7 +10,7 @@ use super::{AbortOnDrop, Feed, Source};
 use crate::admission::server::{self, Admission, Reason, Refusal, Step};
 use crate::admission::{Access, PeerKey};
 use crate::connection::{FrameReader, FrameWriter, LinkError};
-use crate::error::SchemaMismatch;
+use crate::error::{FrameError, SchemaMismatch};
 use crate::options::Role;
 use crate::protocol::{
     Ack, Channel, FrameCodec, Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Refuse,
@@ -309,7 +309,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let session = link.session_of(d.channel);
                 source
                     .dispatch_packed(session, d.batch, d.count, d.packed, reply)
-                    .map_err(|e| LinkError::Frame(e.into()))?;
+                    .map_err(|e| LinkError::Frame(FrameError::malformed(e)))?;
             }
             Message::Diverged(d) => {
                 let source = {

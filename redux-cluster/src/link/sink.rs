@@ -55,7 +55,7 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), SyncError> {
-        let state: S = codec::decode(state)?;
+        let state: S = codec::decode(state).map_err(SyncError::decode)?;
         self.snapshots.fetch_add(1, Ordering::Relaxed);
         let joined = self
             .follower
@@ -87,7 +87,8 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8]) -> Result<(), SyncError> {
-        let actions = codec::decode_packed::<S::Action>(count, packed)?;
+        let actions =
+            codec::decode_packed::<S::Action>(count, packed).map_err(SyncError::decode)?;
         let applied = {
             let mut core = self.core.write();
             let expected = core.seq + 1;

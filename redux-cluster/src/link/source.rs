@@ -115,7 +115,7 @@ impl<S: Reducer> Source for Shared<S> {
             }
         }
         let snapshot = |feed: &mut Feed, out: &mut Vec<u8>| -> Result<(), FrameError> {
-            let state = codec::encode(&core.state)?;
+            let state = codec::encode(&core.state).map_err(FrameError::malformed)?;
             let msg = Message::Snapshot(Snapshot {
                 channel: feed.channel,
                 epoch: core.epoch,

@@ -50,7 +50,7 @@ impl FrameCodec {
         out.extend_from_slice(&[0; LEN_PREFIX]);
         if let Err(e) = crate::codec::encode_into(msg, out) {
             out.truncate(start);
-            return Err(FrameError::Malformed(e));
+            return Err(FrameError::malformed(e));
         }
         let len = out.len() - start - LEN_PREFIX;
         if len > self.max {
@@ -93,9 +93,10 @@ impl FrameCodec {
         let Some(body) = buf.get(LEN_PREFIX..LEN_PREFIX + len) else {
             return Ok(None);
         };
-        let (msg, rest) = postcard::take_from_bytes::<Message<'a>>(body)?;
+        let (msg, rest) =
+            postcard::take_from_bytes::<Message<'a>>(body).map_err(FrameError::malformed)?;
         if !rest.is_empty() {
-            return Err(FrameError::Malformed(
+            return Err(FrameError::malformed(
                 postcard::Error::DeserializeBadEncoding,
             ));
         }
