@@ -4,14 +4,15 @@ use crate::ctxt::Ctxt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, LitStr, Path, Token};
 
-/// `#[cluster_store(name = "…", schema = "…")]`.
+/// `#[cluster_store(name = "…", schema = "…", previous = path)]`.
 #[derive(Default)]
 pub struct StoreAttrs {
     pub name: Option<LitStr>,
     pub schema: Option<LitStr>,
+    pub previous: Option<Path>,
 }
 
-const STORE_KEYS: &str = "`name`, `schema`";
+const STORE_KEYS: &str = "`name`, `schema`, `previous`";
 
 impl StoreAttrs {
     pub fn parse(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
@@ -24,6 +25,8 @@ impl StoreAttrs {
                         cx.error_spanned_by(&lit, "a store name cannot be empty");
                     }
                     out.name = Some(lit);
+                } else if meta.path.is_ident("previous") {
+                    out.previous = Some(meta.value()?.parse()?);
                 } else if meta.path.is_ident("schema") {
                     let lit: LitStr = meta.value()?.parse()?;
                     let v = lit.value();

@@ -57,12 +57,17 @@ pub fn cluster_store(input: DeriveInput) -> syn::Result<TokenStream> {
         Some(l) => quote!(::core::option::Option::Some(#l)),
         None => quote!(::core::option::Option::None),
     };
+    let previous = match attrs.previous {
+        Some(p) => quote!(#p),
+        None => quote!(::redux_cluster::NoPrevious),
+    };
     Ok(quote! {
         const _: () = {
             #schema
             impl ::redux_cluster::ClusterState for #ident {
                 const NAME: &'static str = #name;
                 const PIN: ::core::option::Option<&'static str> = #pin;
+                type Previous = #previous;
             }
         };
         impl #ident {
@@ -144,6 +149,11 @@ pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
         Some(p) => quote_spanned!(at(p.span())=> #p(self, action)),
         None => quote_spanned!(at(state.span())=> reduce(self, action)),
     };
+    // The chain of earlier versions is checked here, where the state's
+    // `Reducer` impl exists: a missing `From` is reported at this spot.
+    let history = quote_spanned! {state.span()=>
+        <<#state as ::redux_cluster::ClusterState>::Previous as ::redux_cluster::History<#state>>
+    };
     let pin_check = quote_spanned! {state.span()=>
         const _: () = ::redux_cluster::__private::check_pin(
             <#state as ::redux_cluster::ClusterState>::PIN,
@@ -168,6 +178,27 @@ pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
                 #[inline]
                 fn reduce(&mut self, action: &Self::Action) {
                     #apply
+                }
+                fn older_versions(
+                    out: &mut ::std::vec::Vec<(::redux_cluster::SchemaHash, ::redux_cluster::StoreId)>,
+                    depth: usize,
+                ) {
+                    #history::versions(out, depth)
+                }
+                fn older_state(
+                    schema: ::redux_cluster::SchemaHash,
+                    bytes: &[u8],
+                    depth: usize,
+                ) -> ::core::option::Option<::core::result::Result<Self, ::std::string::String>> {
+                    #history::state(schema, bytes, depth)
+                }
+                fn older_actions(
+                    schema: ::redux_cluster::SchemaHash,
+                    count: u32,
+                    packed: &[u8],
+                    depth: usize,
+                ) -> ::core::option::Option<::core::result::Result<::std::vec::Vec<#action>, ::std::string::String>> {
+                    #history::actions(schema, count, packed, depth)
                 }
             }
             #pin_check

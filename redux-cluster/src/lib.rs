@@ -31,6 +31,8 @@
 //! - `schema.rs`: the [`Schema`] trait, structural hashes, store identity.
 //! - `const_sha256.rs`: SHA-256 in `const fn`, for compile-time hashes.
 //! - `reducer.rs`: [`ClusterState`] and [`Reducer`], written by the macros.
+//! - `history.rs`: a store's earlier versions ([`History`]) and reading
+//!   what they wrote.
 //! - `options.rs`: [`Mode`], [`Role`], [`Roles`] and the builder's options.
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
 //! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
@@ -86,6 +88,7 @@ mod options;
 mod outbox;
 mod persist;
 // The wire messages: public for the tests and fuzz targets, not a promise.
+mod history;
 #[doc(hidden)]
 pub mod protocol;
 mod reducer;
@@ -102,6 +105,7 @@ pub use backup::Position;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
 pub use event::{Event, EventHook};
+pub use history::{History, NoPrevious};
 pub use options::{ErrorHook, Mode, Role, Roles};
 pub use persist::{Backup, BackupConfig};
 pub use reducer::{ClusterState, Reducer};

@@ -172,12 +172,18 @@ pub(crate) async fn start<S: Reducer>(
     cfg: BackupConfig,
 ) -> Result<Backup, BackupError> {
     let ids = Ids::of::<S>();
+    // Files of the store's earlier versions are read too, then rewritten.
+    let older: Vec<Ids> = crate::history::readable::<S>()
+        .into_iter()
+        .skip(1)
+        .map(|(schema, store)| Ids { schema, store })
+        .collect();
     let key = cfg.key.as_ref().map(|k| Key::with_params(k, cfg.kdf));
     let (path, jpath, replace) = (cfg.path.clone(), cfg.journal_path(), cfg.replace_unreadable);
     let journaled = cfg.journal;
     let epoch_now = shared.core.read().epoch;
     let (files, loaded) = blocking(move || {
-        let mut file = BackupFile::open(&path, ids, key.clone())?;
+        let mut file = BackupFile::open(&path, ids, key.clone())?.reading_older(older.clone());
         let snap = match file.load() {
             Ok(s) => s,
             Err(e)
@@ -205,7 +211,7 @@ pub(crate) async fn start<S: Reducer>(
             |s| s.position,
         );
         let (journal, replay) = if journaled {
-            let (j, r) = Journal::open(&jpath, ids, key, start)?;
+            let (j, r) = Journal::open_lineage(&jpath, ids, &older, key, start)?;
             (Some(j), Some(r))
         } else {
             (None, None)
@@ -229,11 +235,25 @@ pub(crate) async fn start<S: Reducer>(
     }
     let old_format = snap.as_ref().is_some_and(|s| s.version < FORMAT_VERSION)
         || replay.as_ref().is_some_and(|r| r.version < JOURNAL_VERSION);
+    // Written by an earlier version of the store: converted on the way in,
+    // rewritten in this version's schema now.
+    let migrated = snap.as_ref().is_some_and(|s| s.ids != ids)
+        || replay.as_ref().is_some_and(|r| r.ids != ids);
     let files = Arc::new(PlMutex::new(files));
-    if renewed || old_format {
-        // The files then hold the new epoch (and the current format: a
-        // compaction after a snapshot of everything rewrites the journal).
+    if renewed || old_format || migrated {
+        // The files then hold the new epoch (and the current format and
+        // schema: a compaction after a snapshot of everything rewrites the
+        // journal). An earlier version's files are kept beside them until
+        // the rewrite has succeeded.
+        let kept = if migrated {
+            keep_beside(&[cfg.path.clone(), cfg.journal_path()])?
+        } else {
+            Vec::new()
+        };
         write_snapshot(shared, &files, journaled).await?;
+        for k in kept {
+            let _ = std::fs::remove_file(k);
+        }
     }
 
     let (pos, durable_now) = {
@@ -286,8 +306,8 @@ fn restore<S: Reducer>(
     if let Some(s) = snap {
         let (saved, state) = split_sessions::<Vec<Saved>>(s.version >= 2, &s.state)
             .map_err(|e| corrupt(format!("dispatch sessions do not decode: {e}")))?;
-        let state =
-            codec::decode(state).map_err(|e| corrupt(format!("state does not decode: {e}")))?;
+        let state = crate::history::read_state::<S>(s.ids.schema, state)
+            .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
         core.install(state, s.position.epoch, s.position.seq);
         sessions.restore(saved);
     }
@@ -305,8 +325,21 @@ fn restore<S: Reducer>(
             }
             let (marks, packed) = split_sessions::<Vec<Mark>>(r.version >= 2, &rec.payload)
                 .map_err(|e| corrupt(format!("journal record's sessions do not decode: {e}")))?;
-            let actions = codec::decode_packed::<S::Action>(rec.count, packed)
-                .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
+            let converted;
+            let (actions, packed) = if r.ids.schema == S::SCHEMA {
+                let actions = codec::decode_packed::<S::Action>(rec.count, packed)
+                    .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
+                (actions, packed)
+            } else {
+                // An earlier version's actions: converted, then encoded as
+                // this version's, which is what the ring hands followers.
+                let old = crate::history::read_actions::<S>(r.ids.schema, rec.count, packed)
+                    .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
+                let (actions, bytes) = repack::<S>(old)
+                    .map_err(|e| corrupt(format!("a converted action does not encode: {e}")))?;
+                converted = bytes;
+                (actions, &converted[..])
+            };
             let skip = ((core.seq + 1 - rec.first_seq) as usize).min(actions.len());
             core.apply_packed(&actions[skip..], packed);
             // Marks the snapshot's table already holds are not counted twice.
@@ -320,6 +353,40 @@ fn restore<S: Reducer>(
     drop(sessions);
     shared.publish_reset(seq);
     Ok(Some(seq))
+}
+
+/// Encodes `actions` back to back, with the byte range of each, as
+/// [`codec::decode_packed`] returns them.
+#[allow(clippy::type_complexity)]
+fn repack<S: Reducer>(
+    actions: Vec<S::Action>,
+) -> postcard::Result<(Vec<(S::Action, std::ops::Range<usize>)>, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        let start = bytes.len();
+        codec::encode_into(&a, &mut bytes)?;
+        out.push((a, start..bytes.len()));
+    }
+    Ok((out, bytes))
+}
+
+/// Hard-links each existing file of `paths` to `<path>.migrating`, so an
+/// earlier version's files survive until their rewrite has succeeded;
+/// returns the links made.
+fn keep_beside(paths: &[PathBuf]) -> Result<Vec<PathBuf>, BackupError> {
+    let mut kept = Vec::new();
+    for p in paths.iter().filter(|p| p.exists()) {
+        let aside = crate::backup::sibling(p, ".migrating");
+        let _ = std::fs::remove_file(&aside);
+        std::fs::hard_link(p, &aside).map_err(|source| BackupError::Io {
+            path: aside.clone(),
+            op: "keep beside",
+            source,
+        })?;
+        kept.push(aside);
+    }
+    Ok(kept)
 }
 
 /// Splits a payload of format 2 into what precedes the data (the dispatch

@@ -18,6 +18,9 @@ pub trait ClusterState:
     const NAME: &'static str;
     /// The schema hash the source pinned with `#[cluster_store(schema = "…")]`.
     const PIN: Option<&'static str>;
+    /// The version of this store before this one, named with
+    /// `#[cluster_store(previous = …)]`; [`crate::NoPrevious`] if none.
+    type Previous;
 }
 
 /// A state type together with its action enum and deterministic reducer.
@@ -39,4 +42,23 @@ pub trait Reducer: ClusterState {
     /// Applies one action. Must be deterministic: every peer runs it on the
     /// same sequence of actions and must reach the same state.
     fn reduce(&mut self, action: &Self::Action);
+
+    /// Appends the schema hashes and store ids of the earlier versions
+    /// (through [`crate::History`]).
+    #[doc(hidden)]
+    fn older_versions(out: &mut Vec<(SchemaHash, StoreId)>, depth: usize);
+
+    /// A state written by an earlier version, converted; `None` when no
+    /// earlier version has `schema`.
+    #[doc(hidden)]
+    fn older_state(schema: SchemaHash, bytes: &[u8], depth: usize) -> Option<Result<Self, String>>;
+
+    /// Actions written by an earlier version, converted.
+    #[doc(hidden)]
+    fn older_actions(
+        schema: SchemaHash,
+        count: u32,
+        packed: &[u8],
+        depth: usize,
+    ) -> Option<Result<Vec<Self::Action>, String>>;
 }

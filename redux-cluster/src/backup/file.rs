@@ -27,6 +27,8 @@ pub struct Snapshot {
     /// The file's format version (1: the body is the state alone; 2: the
     /// dispatch sessions, then the state).
     pub version: u16,
+    /// The ids in the file: this store's, or an earlier version's.
+    pub ids: Ids,
 }
 
 /// A backup file, locked for writing by this handle for as long as it lives.
@@ -38,6 +40,8 @@ pub struct BackupFile {
     path: PathBuf,
     tmp: PathBuf,
     ids: Ids,
+    /// The ids of the store's earlier versions, whose files it also reads.
+    older: Vec<Ids>,
     key: Option<Key>,
     _lock: Lock,
 }
@@ -56,9 +60,16 @@ impl BackupFile {
             tmp: sibling(&path, ".tmp"),
             path,
             ids,
+            older: Vec::new(),
             key,
             _lock: lock,
         })
+    }
+
+    /// Also reads files written by the store's earlier versions.
+    pub fn reading_older(mut self, older: Vec<Ids>) -> Self {
+        self.older = older;
+        self
     }
 
     /// The backup's path.
@@ -71,7 +82,7 @@ impl BackupFile {
     /// # Errors
     /// See [`BackupFile::read`].
     pub fn load(&self) -> Result<Option<Snapshot>, BackupError> {
-        Self::read(&self.path, &self.ids, self.key.as_ref())
+        Self::read_lineage(&self.path, &self.ids, &self.older, self.key.as_ref())
     }
 
     /// Replaces the backup with `state` at `position`, atomically and
@@ -112,17 +123,33 @@ impl BackupFile {
         ids: &Ids,
         key: Option<&Key>,
     ) -> Result<Option<Snapshot>, BackupError> {
+        Self::read_lineage(path, ids, &[], key)
+    }
+
+    /// [`read`](Self::read), also accepting a file written by one of the
+    /// store's earlier versions (`older`).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_lineage(
+        path: &Path,
+        ids: &Ids,
+        older: &[Ids],
+        key: Option<&Key>,
+    ) -> Result<Option<Snapshot>, BackupError> {
         let bytes = match read_all(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BackupError::io(path, "read", e)),
         };
-        let (position, state, encrypted, version) = format::decode(bytes, ids, key, path)?;
+        let (position, state, encrypted, version, ids) =
+            format::decode_lineage(bytes, ids, older, key, path)?;
         Ok(Some(Snapshot {
             position,
             state,
             encrypted,
             version,
+            ids,
         }))
     }
 }

@@ -194,11 +194,23 @@ pub(crate) fn encode<'a>(
 /// and then the tag. Returns the position, the state bytes and whether the
 /// file was encrypted.
 pub(crate) fn decode(
-    mut file: Vec<u8>,
+    file: Vec<u8>,
     ids: &Ids,
     key: Option<&Key>,
     path: &Path,
 ) -> Result<(Position, Vec<u8>, bool, u16), BackupError> {
+    decode_lineage(file, ids, &[], key, path).map(|(p, s, e, v, _)| (p, s, e, v))
+}
+
+/// [`decode`], also accepting a file of one of the store's earlier
+/// versions (`older`); returns the ids the file holds as well.
+pub(crate) fn decode_lineage(
+    mut file: Vec<u8>,
+    ids: &Ids,
+    older: &[Ids],
+    key: Option<&Key>,
+    path: &Path,
+) -> Result<(Position, Vec<u8>, bool, u16, Ids), BackupError> {
     let header = Header::decode(&file, path)?;
     let expected = header
         .file_len()
@@ -217,7 +229,7 @@ pub(crate) fn decode(
             format!("{} bytes after the end of the body", found - expected),
         ));
     }
-    ids.check(&header.common.ids, path)?;
+    let found = ids.check_lineage(older, &header.common.ids, path)?;
     // `found == expected` fits in memory, so the body length fits a usize.
     let body_end = HEADER_LEN + header.body_len as usize;
     let position = header.common.position;
@@ -234,7 +246,7 @@ pub(crate) fn decode(
             }
             file.truncate(body_end);
             file.drain(..HEADER_LEN);
-            Ok((position, file, false, version))
+            Ok((position, file, false, version, found))
         }
         Some(derived) => {
             let tag: [u8; TAG_LEN] = arr(&file[body_end - TAG_LEN..body_end]);
@@ -250,7 +262,7 @@ pub(crate) fn decode(
                 })?;
             file.truncate(body_end - TAG_LEN);
             file.drain(..HEADER_LEN);
-            Ok((position, file, true, version))
+            Ok((position, file, true, version, found))
         }
     }
 }

@@ -89,6 +89,9 @@ pub struct Replay {
     /// The journal's format version (1: payloads are as appended by a
     /// build before the dispatch sessions were journaled; 2: now).
     pub version: u16,
+    /// The ids in the file: this store's, or an earlier version's (whose
+    /// actions the records then hold).
+    pub ids: Ids,
     /// Bytes of a torn or damaged last record that were cut off: a batch
     /// whose append had not returned when the process stopped.
     pub truncated_bytes: u64,
@@ -249,6 +252,8 @@ pub struct Journal {
     next_seq: u64,
     buf: Vec<u8>,
     poisoned: bool,
+    /// This store's ids: what the journal holds once it is this version's.
+    ids: Ids,
     _lock: Lock,
 }
 
@@ -283,6 +288,24 @@ impl Journal {
         key: Option<Key>,
         start: Position,
     ) -> Result<(Self, Replay), BackupError> {
+        Self::open_lineage(path, ids, &[], key, start)
+    }
+
+    /// [`open`](Self::open), also reading a journal written by one of the
+    /// store's earlier versions (`older`; its [`Replay::ids`] says which).
+    /// Such a journal takes no appends until a
+    /// [`compact`](Self::compact) that keeps no record rewrites it with
+    /// this store's ids.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_lineage(
+        path: impl Into<PathBuf>,
+        ids: Ids,
+        older: &[Ids],
+        key: Option<Key>,
+        start: Position,
+    ) -> Result<(Self, Replay), BackupError> {
         let path = path.into();
         let lock = Lock::acquire(&path)?;
         let tmp = file::sibling(&path, ".tmp");
@@ -302,11 +325,12 @@ impl Journal {
                     records: Vec::new(),
                     version: VERSION,
                     truncated_bytes: 0,
+                    ids,
                 };
                 (header, derived, replay, HEADER_LEN as u64)
             }
             Some(bytes) => {
-                let (header, derived, replay) = read(&bytes, &path, &ids, key.as_ref())?;
+                let (header, derived, replay) = read(&bytes, &path, &ids, older, key.as_ref())?;
                 let good_len = bytes.len() as u64 - replay.truncated_bytes;
                 (header, derived, replay, good_len)
             }
@@ -334,6 +358,7 @@ impl Journal {
             len: good_len,
             buf: Vec::new(),
             poisoned: false,
+            ids,
             _lock: lock,
         };
         Ok((journal, replay))
@@ -361,6 +386,12 @@ impl Journal {
             return Err(BackupError::Poisoned {
                 path: self.path.clone(),
             });
+        }
+        if self.header.common.ids != self.ids {
+            return Err(BackupError::corrupt(
+                &self.path,
+                "the journal holds an earlier version's actions; a snapshot and compaction must rewrite it before anything is appended",
+            ));
         }
         if count == 0 {
             return Err(BackupError::InvalidRecord(
@@ -421,7 +452,8 @@ impl Journal {
         }
         let from = after.seq.saturating_add(1);
         let same_epoch = after.epoch == self.header.common.position.epoch;
-        if same_epoch && from <= self.header.common.position.seq {
+        let current = self.header.common.ids == self.ids;
+        if current && same_epoch && from <= self.header.common.position.seq {
             return Ok(()); // nothing to drop
         }
         // Where the kept records start in the file, and their first seq.
@@ -431,6 +463,11 @@ impl Journal {
             None
         };
         let mut header = self.header.clone();
+        if keep.is_none() {
+            // No record of an earlier version is kept: the journal is now
+            // this version's.
+            header.common.ids = self.ids;
+        }
         header.common.position.epoch = after.epoch;
         header.common.position.seq = keep.map_or(from, |(_, seq)| seq);
         let encoded = header.encode();
@@ -546,9 +583,10 @@ fn read(
     bytes: &[u8],
     path: &Path,
     ids: &Ids,
+    older: &[Ids],
     key: Option<&Key>,
 ) -> Result<(Header, Option<Derived>, Replay), BackupError> {
-    let (header, derived) = check_header(bytes, path, ids, key)?;
+    let (header, derived) = check_header(bytes, path, ids, older, key)?;
     let (records, good_len) = scan(bytes, &header, derived.as_ref(), path)?;
     let replay = Replay {
         epoch: header.common.position.epoch,
@@ -556,6 +594,7 @@ fn read(
         records,
         version: header.common.version,
         truncated_bytes: (bytes.len() - good_len) as u64,
+        ids: header.common.ids,
     };
     Ok((header, derived, replay))
 }
@@ -576,7 +615,7 @@ pub(crate) fn file_of(
 
 /// [`read`] for the fuzz targets: the records of a journal file's bytes.
 pub(crate) fn replay_of(bytes: &[u8], ids: &Ids) -> Result<Replay, BackupError> {
-    read(bytes, Path::new("fuzz"), ids, None).map(|(_, _, replay)| replay)
+    read(bytes, Path::new("fuzz"), ids, &[], None).map(|(_, _, replay)| replay)
 }
 
 /// Decodes and checks the header, and derives the key it needs.
@@ -584,10 +623,11 @@ fn check_header(
     bytes: &[u8],
     path: &Path,
     ids: &Ids,
+    older: &[Ids],
     key: Option<&Key>,
 ) -> Result<(Header, Option<Derived>), BackupError> {
     let header = Header::decode(bytes, path)?;
-    ids.check(&header.common.ids, path)?;
+    ids.check_lineage(older, &header.common.ids, path)?;
     let derived = header.common.key_for(key, path)?;
     Ok((header, derived))
 }

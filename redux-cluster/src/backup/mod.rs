@@ -57,6 +57,7 @@ pub(crate) mod journal;
 pub use crypto::{KdfParams, Key};
 // The file formats themselves: public for the tests and tools, not a
 // promise; a store's backup is configured through `BackupConfig`.
+pub(crate) use file::sibling;
 #[doc(hidden)]
 pub use file::{BackupFile, Snapshot};
 #[doc(hidden)]
@@ -85,6 +86,24 @@ impl Ids {
             schema: S::SCHEMA,
             store: S::ID,
         }
+    }
+
+    /// Checks that a file's ids (`found`, read from `path`) are these or
+    /// those of one of the store's earlier versions (`older`); returns the
+    /// ones found.
+    ///
+    /// # Errors
+    /// As [`Ids::check`], against these ids, when none matches.
+    pub fn check_lineage(
+        &self,
+        older: &[Ids],
+        found: &Ids,
+        path: &std::path::Path,
+    ) -> Result<Ids, BackupError> {
+        if older.contains(found) {
+            return Ok(*found);
+        }
+        self.check(found, path).map(|()| *found)
     }
 
     /// Checks that a file's ids (`found`, read from `path`) are these.
