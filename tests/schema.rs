@@ -633,3 +633,144 @@ serde = {{ version = "1", features = ["derive"] }}
     assert_eq!(outputs[0], expected);
     assert_eq!(outputs[1], expected);
 }
+
+// ---- Foreign types (features of redux-cluster) and `#[schema(...)]` ----
+
+mod foreign {
+    use redux_cluster::{reducer, ClusterStore, Schema};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    /// A type of another crate that has no `Schema` (here: std's `IpAddr`).
+    pub type Foreign = std::net::IpAddr;
+
+    /// Stands for a foreign type in the hash (`#[schema(with = ...)]`).
+    #[derive(Schema)]
+    pub struct IpSchema(pub String);
+
+    #[derive(ClusterStore, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Account {
+        pub id: uuid::Uuid,
+        pub created: chrono::DateTime<chrono::Utc>,
+        pub day: time::Date,
+        pub home: url::Url,
+        pub avatar: bytes::Bytes,
+        pub balance: rust_decimal::Decimal,
+        pub nick: smol_str::SmolStr,
+        pub bio: compact_str::CompactString,
+        pub tags: indexmap::IndexMap<String, u32>,
+        #[schema(opaque = "ip address")]
+        pub last_ip: Foreign,
+        #[schema(with = IpSchema)]
+        pub first_ip: Foreign,
+        pub tree: Folder,
+        pub notes: BTreeMap<u32, String>,
+    }
+
+    impl Default for Account {
+        fn default() -> Self {
+            Account {
+                id: uuid::Uuid::from_u128(7),
+                created: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+                day: time::Date::MIN,
+                home: url::Url::parse("https://example.com/").expect("url"),
+                avatar: bytes::Bytes::from_static(b"png"),
+                balance: rust_decimal::Decimal::new(1234, 2),
+                nick: "ann".into(),
+                bio: "hello".into(),
+                tags: indexmap::IndexMap::new(),
+                last_ip: [127, 0, 0, 1].into(),
+                first_ip: [10, 0, 0, 1].into(),
+                tree: Folder::default(),
+                notes: BTreeMap::new(),
+            }
+        }
+    }
+
+    /// Mutually recursive: a folder holds files, a file holds folders.
+    #[derive(Schema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Folder {
+        pub name: String,
+        pub files: Vec<File>,
+    }
+
+    #[derive(Schema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct File {
+        pub name: String,
+        #[schema(recursive)]
+        pub attachments: Vec<Folder>,
+    }
+
+    #[reducer(Account)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub enum AccountAction {
+        Rename(smol_str::SmolStr),
+        Tag(String, u32),
+        Seen(#[schema(opaque = "ip address")] Foreign),
+        Put(Folder),
+    }
+
+    fn reduce(s: &mut Account, a: &AccountAction) {
+        match a {
+            AccountAction::Rename(n) => s.nick = n.clone(),
+            AccountAction::Tag(t, n) => {
+                s.tags.insert(t.clone(), *n);
+            }
+            AccountAction::Seen(ip) => s.last_ip = *ip,
+            AccountAction::Put(f) => s.tree = f.clone(),
+        }
+    }
+}
+
+#[test]
+fn foreign_types_have_schemas_and_round_trip_through_a_store() {
+    use foreign::*;
+    let describe = redux_cluster::describe::<Account>();
+    assert!(describe.contains("id:uuid,"), "{describe}");
+    assert!(describe.contains("nick:String,"), "{describe}");
+    assert!(
+        describe.contains("last_ip:opaque(ip address),"),
+        "{describe}"
+    );
+    assert!(describe.contains("first_ip:(String,),"), "{describe}");
+    assert!(describe.contains("tags:Map<String, u32>,"), "{describe}");
+    // Same wire form, same schema: SmolStr and CompactString are strings,
+    // IndexMap is a map.
+    assert_eq!(
+        <smol_str::SmolStr as Schema>::HASH,
+        <String as Schema>::HASH
+    );
+    assert_eq!(
+        <compact_str::CompactString as Schema>::HASH,
+        <String as Schema>::HASH
+    );
+    assert_eq!(
+        <indexmap::IndexMap<String, u32> as Schema>::HASH,
+        <std::collections::BTreeMap<String, u32> as Schema>::HASH
+    );
+    // And the store works: the state survives the wire encoding.
+    let store = Account::start_master().expect("master");
+    store
+        .dispatch(AccountAction::Rename("bob".into()))
+        .expect("dispatch");
+    store
+        .dispatch(AccountAction::Seen([192, 168, 1, 2].into()))
+        .expect("dispatch");
+    let bytes = postcard::to_stdvec(&*store.state()).expect("encode");
+    let back: Account = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, store.get_state());
+    store.shutdown();
+}
+
+#[test]
+fn mutually_recursive_types_hash_deterministically() {
+    use foreign::{File, Folder};
+    // Finite, and the same on every call (a const).
+    let a = <Folder as Schema>::HASH;
+    assert_eq!(a, <Folder as Schema>::HASH);
+    assert_ne!(a, <File as Schema>::HASH);
+    assert_eq!(
+        redux_cluster::describe::<Folder>(),
+        "{name:String,files:Vec<{name:String,attachments:opaque(rec Vec<Folder>),}>,}"
+    );
+}

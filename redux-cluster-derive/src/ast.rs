@@ -5,12 +5,25 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use syn::visit_mut::VisitMut;
 use syn::{Attribute, Data, DeriveInput, Ident, Type};
 
-/// A field: its name (named fields only), its type, and its serde
-/// attributes in canonical form ([`serde_attrs`]).
+/// A field: its name (named fields only), its type, its serde attributes
+/// in canonical form ([`serde_attrs`]), and how its type is hashed.
 pub struct Field {
     pub name: Option<Ident>,
     pub ty: Type,
     pub serde: String,
+    pub hash_as: HashAs,
+}
+
+/// How a field's type enters the hash (`#[schema(...)]` on the field).
+pub enum HashAs {
+    /// By its structure: `<T as Schema>::HASH` (the default).
+    Structure,
+    /// By a name the user gives: a type from another crate without a
+    /// `Schema`, or the back-reference of mutually recursive types
+    /// (`opaque = "name"`; `recursive` names it by the type as written).
+    Opaque(String),
+    /// As another type that has a `Schema` (`with = Type`).
+    With(Type),
 }
 
 pub enum Fields {
@@ -45,14 +58,14 @@ impl Input {
             own: input.ident.clone(),
         };
         let shape = match &input.data {
-            Data::Struct(s) => Shape::Struct(fields(&s.fields, &mut fix)),
+            Data::Struct(s) => Shape::Struct(fields(cx, &s.fields, &mut fix)),
             Data::Enum(e) => Shape::Enum(
                 e.variants
                     .iter()
                     .map(|v| Variant {
                         ident: v.ident.clone(),
                         serde: serde_attrs(&v.attrs),
-                        fields: fields(&v.fields, &mut fix),
+                        fields: fields(cx, &v.fields, &mut fix),
                     })
                     .collect(),
             ),
@@ -72,11 +85,15 @@ impl Input {
         })
     }
 
-    /// Every field type, for validation.
+    /// Every field type hashed by its structure, for validation.
     pub fn field_types(&self) -> Vec<&Type> {
         fn of(f: &Fields) -> Vec<&Type> {
             match f {
-                Fields::Named(v) | Fields::Unnamed(v) => v.iter().map(|f| &f.ty).collect(),
+                Fields::Named(v) | Fields::Unnamed(v) => v
+                    .iter()
+                    .filter(|f| matches!(f.hash_as, HashAs::Structure))
+                    .map(|f| &f.ty)
+                    .collect(),
                 Fields::Unit => Vec::new(),
             }
         }
@@ -87,12 +104,13 @@ impl Input {
     }
 }
 
-fn fields(f: &syn::Fields, fix: &mut SelfToMarker) -> Fields {
+fn fields(cx: &mut Ctxt, f: &syn::Fields, fix: &mut SelfToMarker) -> Fields {
     let mut field = |f: &syn::Field| {
         let mut ty = f.ty.clone();
         fix.visit_type_mut(&mut ty);
         Field {
             name: f.ident.clone(),
+            hash_as: hash_as(cx, &f.attrs, &f.ty),
             ty,
             serde: serde_attrs(&f.attrs),
         }
@@ -102,6 +120,45 @@ fn fields(f: &syn::Fields, fix: &mut SelfToMarker) -> Fields {
         syn::Fields::Unnamed(u) => Fields::Unnamed(u.unnamed.iter().map(&mut field).collect()),
         syn::Fields::Unit => Fields::Unit,
     }
+}
+
+const SCHEMA_KEYS: &str = "`opaque = \"name\"`, `with = Type`, `recursive`";
+
+/// Reads a field's `#[schema(...)]`: how its type is hashed.
+fn hash_as(cx: &mut Ctxt, attrs: &[Attribute], ty: &Type) -> HashAs {
+    let mut out = HashAs::Structure;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("schema")) {
+        let res = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("opaque") {
+                let lit: syn::LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    cx.error_spanned_by(&lit, "an opaque schema name cannot be empty");
+                }
+                out = HashAs::Opaque(lit.value());
+            } else if meta.path.is_ident("with") {
+                out = HashAs::With(meta.value()?.parse()?);
+            } else if meta.path.is_ident("recursive") {
+                // The type as written, without spaces: `Vec<Folder>`.
+                let mut name = String::new();
+                canon(quote::ToTokens::to_token_stream(ty), &mut name);
+                name.retain(|c| c != ' ');
+                out = HashAs::Opaque(format!("rec {name}"));
+            } else {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!("unknown schema key; valid keys are {SCHEMA_KEYS}"),
+                );
+                if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Expr = meta.value()?.parse()?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            cx.push(e);
+        }
+    }
+    out
 }
 
 /// The `#[serde(...)]` attributes among `attrs`, in a canonical text: each

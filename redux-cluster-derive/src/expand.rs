@@ -2,14 +2,14 @@
 //! `::redux_cluster::` paths and sits inside `const _: () = { ... };` so it
 //! adds no names to the user's module.
 
-use crate::ast::{Fields, Input, Shape};
+use crate::ast::{Field, Fields, HashAs, Input, Shape};
 use crate::attr::{ReducerArgs, StoreAttrs};
 use crate::ctxt::Ctxt;
 use crate::valid;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Type};
+use syn::DeriveInput;
 
 /// `#[derive(Schema)]`.
 pub fn schema_only(input: DeriveInput) -> syn::Result<TokenStream> {
@@ -160,6 +160,9 @@ pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
             <#state as ::redux_cluster::Reducer>::SCHEMA,
         );
     };
+    // `#[schema(...)]` on a field is read above; an attribute macro's
+    // output keeps the enum as written, where the attribute is unknown.
+    let item = without_schema_attrs(input);
     Ok(quote! {
         #item
         const _: () = {
@@ -204,6 +207,18 @@ pub fn reducer(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
             #pin_check
         };
     })
+}
+
+/// The enum with the `#[schema(...)]` attributes of its fields removed.
+fn without_schema_attrs(mut input: DeriveInput) -> TokenStream {
+    if let syn::Data::Enum(e) = &mut input.data {
+        for v in &mut e.variants {
+            for f in v.fields.iter_mut() {
+                f.attrs.retain(|a| !a.path().is_ident("schema"));
+            }
+        }
+    }
+    quote!(#input)
 }
 
 fn schema_impl(input: &Input) -> TokenStream {
@@ -252,7 +267,8 @@ fn schema_impl(input: &Input) -> TokenStream {
     }
 }
 
-/// `true && <T as Schema>::ORDERED && ...` over every field type.
+/// `true && <T as Schema>::ORDERED && ...` over every field type (an
+/// opaque field counts as ordered).
 fn ordered(shape: &Shape) -> TokenStream {
     let all: Vec<&Fields> = match shape {
         Shape::Struct(f) => vec![f],
@@ -260,11 +276,16 @@ fn ordered(shape: &Shape) -> TokenStream {
     };
     let mut out = quote!(true);
     for f in all {
-        let tys: Vec<&Type> = match f {
-            Fields::Named(v) | Fields::Unnamed(v) => v.iter().map(|f| &f.ty).collect(),
+        let fs: Vec<&Field> = match f {
+            Fields::Named(v) | Fields::Unnamed(v) => v.iter().collect(),
             Fields::Unit => Vec::new(),
         };
-        for ty in tys {
+        for f in fs {
+            let ty = match &f.hash_as {
+                HashAs::Structure => &f.ty,
+                HashAs::With(t) => t,
+                HashAs::Opaque(_) => continue,
+            };
             out.extend(quote_spanned!(ty.span()=> && <#ty as ::redux_cluster::Schema>::ORDERED));
         }
     }
@@ -287,10 +308,27 @@ fn serde(canon: &str) -> (TokenStream, TokenStream) {
 
 /// The hash chain and description statements for one set of fields.
 fn fields(f: &Fields) -> (TokenStream, TokenStream) {
-    let child = |ty: &Type| quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::HASH);
+    let child = |f: &Field| match &f.hash_as {
+        HashAs::Structure => {
+            let ty = &f.ty;
+            quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::HASH)
+        }
+        HashAs::With(ty) => quote_spanned!(ty.span()=> <#ty as ::redux_cluster::Schema>::HASH),
+        HashAs::Opaque(name) => {
+            quote!(::redux_cluster::__private::SchemaHasher::new("opaque").str(#name).finish())
+        }
+    };
     // `out` resolves at the call site even when the type comes from a
     // `macro_rules!` fragment; only the error location follows the type.
-    let desc = |ty: &Type| {
+    let desc = |f: &Field| {
+        let ty = match &f.hash_as {
+            HashAs::Structure => &f.ty,
+            HashAs::With(ty) => ty,
+            HashAs::Opaque(name) => {
+                let shown = format!("opaque({name})");
+                return quote!(out.push_str(#shown););
+            }
+        };
         let span = proc_macro2::Span::call_site().located_at(ty.span());
         quote_spanned!(span=> <#ty as ::redux_cluster::Schema>::describe(out);)
     };
@@ -301,8 +339,8 @@ fn fields(f: &Fields) -> (TokenStream, TokenStream) {
             let mut d = quote!(out.push('{'););
             for f in v {
                 let name = f.name.as_ref().map(ToString::to_string).unwrap_or_default();
-                let c = child(&f.ty);
-                let ds = desc(&f.ty);
+                let c = child(f);
+                let ds = desc(f);
                 let (sh, sd) = serde(&f.serde);
                 h.extend(quote!(.str(#name) #sh .child(#c)));
                 d.extend(quote!(#sd out.push_str(#name); out.push(':'); #ds out.push(',');));
@@ -315,8 +353,8 @@ fn fields(f: &Fields) -> (TokenStream, TokenStream) {
             let mut h = quote!(.str("tuple").count(#n));
             let mut d = quote!(out.push('('););
             for f in v {
-                let c = child(&f.ty);
-                let ds = desc(&f.ty);
+                let c = child(f);
+                let ds = desc(f);
                 let (sh, sd) = serde(&f.serde);
                 h.extend(quote!(#sh .child(#c)));
                 d.extend(quote!(#sd #ds out.push(',');));

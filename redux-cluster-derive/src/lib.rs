@@ -21,7 +21,7 @@ use proc_macro::TokenStream;
 /// its store name and pin, and `start_master()` / `builder()` constructors.
 ///
 /// Options: `#[cluster_store(name = "…", schema = "…")]`.
-#[proc_macro_derive(ClusterStore, attributes(cluster_store))]
+#[proc_macro_derive(ClusterStore, attributes(cluster_store, schema))]
 pub fn derive_cluster_store(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::cluster_store(input)
@@ -33,7 +33,7 @@ pub fn derive_cluster_store(input: TokenStream) -> TokenStream {
 /// or actions. Field and variant names, their order, their types, and every
 /// `#[serde(...)]` attribute (some change the wire form) count; the type's
 /// own name does not.
-#[proc_macro_derive(Schema)]
+#[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
     expand::schema_only(input)

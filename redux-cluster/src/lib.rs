@@ -30,6 +30,9 @@
 //! # Layout
 //! - `schema.rs`: the [`Schema`] trait, structural hashes, store identity.
 //! - `const_sha256.rs`: SHA-256 in `const fn`, for compile-time hashes.
+//! - `foreign_schema.rs`: [`Schema`] for other crates' types (uuid, chrono,
+//!   time, url, bytes, rust_decimal, smol_str, compact_str, indexmap), each
+//!   behind a feature of the crate's name.
 //! - `reducer.rs`: [`ClusterState`] and [`Reducer`], written by the macros.
 //! - `history.rs`: a store's earlier versions ([`History`]) and reading
 //!   what they wrote.
@@ -88,6 +91,7 @@ mod options;
 mod outbox;
 mod persist;
 // The wire messages: public for the tests and fuzz targets, not a promise.
+mod foreign_schema;
 mod history;
 #[doc(hidden)]
 pub mod protocol;

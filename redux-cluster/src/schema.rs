@@ -98,7 +98,9 @@ impl SchemaHasher {
 /// or actions. It is implemented here for the std types that serde encodes.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no cluster schema",
-    label = "add `#[derive(redux_cluster::Schema)]` to `{Self}`"
+    label = "derive `redux_cluster::Schema` for `{Self}` if it is your type; if not, see the notes",
+    note = "for a type from another crate: turn on redux-cluster's feature for it (uuid, chrono, time, url, bytes, rust_decimal, smol_str, compact_str, indexmap), or mark the field `#[schema(opaque = \"a name\")]` (hashed by that name) or `#[schema(with = T)]` (hashed as `T`, a type with a schema)",
+    note = "for the back-reference of mutually recursive types, mark the field `#[schema(recursive)]`"
 )]
 pub trait Schema {
     /// The structural hash.
