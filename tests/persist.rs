@@ -292,3 +292,29 @@ async fn commits_held_for_the_journal_end_when_the_store_shuts_down() {
     .await
     .expect("within the limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_store_that_holds_state_when_its_backup_starts_saves_it_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("counter.backup");
+    let store = Scoped(Counter::start_master().expect("master"));
+    for _ in 0..3 {
+        store.dispatch(CounterAction::Inc(1)).expect("dispatch");
+    }
+    // A window so wide that only the start itself can have saved.
+    let backup = store
+        .backup(BackupConfig::new(&path).count(u64::MAX))
+        .await
+        .expect("backup");
+    assert_eq!(backup.durable_seq(), 3);
+    store.0.shutdown();
+    drop(store);
+    let again = Scoped(Counter::start_master().expect("master"));
+    let loaded = again
+        .backup(BackupConfig::new(&path))
+        .await
+        .expect("backup");
+    assert_eq!(loaded.loaded_seq(), Some(3));
+    assert_eq!(again.state().total, 3);
+}

@@ -239,8 +239,11 @@ pub(crate) async fn start<S: Reducer>(
     // rewritten in this version's schema now.
     let migrated = snap.as_ref().is_some_and(|s| s.ids != ids)
         || replay.as_ref().is_some_and(|r| r.ids != ids);
+    // A store that already held state when its backup started (nothing to
+    // load) saves it now, or the state would wait for the next action.
+    let unsaved = loaded_seq.is_none() && shared.core.read().seq > 0;
     let files = Arc::new(PlMutex::new(files));
-    if renewed || old_format || migrated {
+    if renewed || old_format || migrated || unsaved {
         // The files then hold the new epoch (and the current format and
         // schema: a compaction after a snapshot of everything rewrites the
         // journal). An earlier version's files are kept beside them until
