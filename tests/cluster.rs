@@ -346,6 +346,7 @@ async fn a_client_that_never_reads_costs_bounded_memory_then_a_snapshot() {
                     resume: None,
                     session: 1,
                     acked_batch: 0,
+                    older: Vec::new(),
                 }),
                 &mut out,
             )

@@ -68,6 +68,7 @@ fn every_message() -> Vec<Message<'static>> {
             }),
             session: 0x1234_5678_9abc_def0,
             acked_batch: 6,
+            older: vec![SchemaHash([3; 32]), SchemaHash([4; 32])],
         }),
         Message::Join(Join {
             channel: u32::MAX,
@@ -78,16 +79,19 @@ fn every_message() -> Vec<Message<'static>> {
             resume: None,
             session: 0,
             acked_batch: 0,
+            older: Vec::new(),
         }),
         Message::Joined(Joined {
             channel: 3,
             epoch: 0xdead_beef,
             applied: vec![(7, 1001), (8, 1003)],
+            schema: hash,
         }),
         Message::Joined(Joined {
             channel: 4,
             epoch: 1,
             applied: Vec::new(),
+            schema: SchemaHash([5; 32]),
         }),
         Message::JoinRefused(JoinRefused {
             channel: 3,
@@ -105,6 +109,12 @@ fn every_message() -> Vec<Message<'static>> {
             channel: 5,
             reason: JoinRefusal::Duplicate,
             schema: None,
+            describe: "",
+        }),
+        Message::JoinRefused(JoinRefused {
+            channel: 6,
+            reason: JoinRefusal::Outdated,
+            schema: Some(SchemaHash([8; 32])),
             describe: "",
         }),
         Message::Snapshot(Snapshot {

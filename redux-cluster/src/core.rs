@@ -102,6 +102,10 @@ pub(crate) struct Follower {
     pub ready_timeout: Mutex<Option<std::time::Duration>>,
     /// Why the last connection attempt failed.
     pub last_failure: Mutex<Option<String>>,
+    /// The schema of the master joined last: this store's, or an earlier
+    /// version's (then snapshots and actions are converted, and this
+    /// store's own dispatches wait for a master of its version).
+    pub master_schema: Mutex<Option<crate::SchemaHash>>,
 }
 
 pub(crate) struct Shared<S: Reducer> {
@@ -221,6 +225,7 @@ impl<S: Reducer> Shared<S> {
                 drained: Notify::new(),
                 ready_timeout: Mutex::new(None),
                 last_failure: Mutex::new(None),
+                master_schema: Mutex::new(None),
             }),
             tasks: Mutex::new(Vec::new()),
             farewell: Mutex::new(None),

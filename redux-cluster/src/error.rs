@@ -33,6 +33,15 @@ pub enum JoinError {
         /// Store name.
         name: String,
     },
+    /// This peer runs an earlier version of the store than the master (one
+    /// the master lists as its previous): upgrade this peer.
+    #[error("store `{name}`: this peer runs an earlier version than the master{}; upgrade it", master.map(|m| format!(" (schema {m})")).unwrap_or_default())]
+    Outdated {
+        /// Store name.
+        name: String,
+        /// The master's schema hash.
+        master: Option<crate::SchemaHash>,
+    },
     /// Unknown login or wrong password.
     #[error("login refused: wrong login or password")]
     WrongCredentials,

@@ -71,6 +71,14 @@ pub enum Event {
         /// The snapshot it installed.
         to: Position,
     },
+    /// This follower joined a master that runs an earlier version of the
+    /// store (a rolling upgrade): it follows it, converting snapshots and
+    /// actions, and its own dispatches wait, queued, until the master runs
+    /// this version.
+    OlderMaster {
+        /// The master's schema hash.
+        schema: crate::SchemaHash,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -104,6 +112,10 @@ impl std::fmt::Display for Event {
                 f,
                 "rolled back by the master from epoch {:x} seq {} to epoch {:x} seq {}",
                 from.epoch, from.seq, to.epoch, to.seq
+            ),
+            Event::OlderMaster { schema } => write!(
+                f,
+                "the master runs an earlier version of this store (schema {schema}): following it; dispatches wait for its upgrade"
             ),
         }
     }

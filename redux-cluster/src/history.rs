@@ -131,6 +131,38 @@ pub(crate) fn read_state<S: Reducer>(schema: SchemaHash, bytes: &[u8]) -> Result
         .unwrap_or_else(|| Err(format!("no version of this store has schema {schema}")))
 }
 
+/// The schema hashes of store `S`'s earlier versions.
+pub(crate) fn older_schemas<S: Reducer>() -> Vec<SchemaHash> {
+    readable::<S>()
+        .into_iter()
+        .skip(1)
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// Actions and the bytes they were decoded from, as
+/// [`codec::decode_packed`] returns them and the action ring takes them.
+pub(crate) type Packed<A> = (Vec<(A, std::ops::Range<usize>)>, Vec<u8>);
+
+/// `count` actions written under an earlier version's `schema`, converted
+/// and encoded again as this version's (what the action ring holds and
+/// followers are sent).
+pub(crate) fn convert_packed<S: Reducer>(
+    schema: SchemaHash,
+    count: u32,
+    packed: &[u8],
+) -> Result<Packed<S::Action>, String> {
+    let actions = read_actions::<S>(schema, count, packed)?;
+    let mut bytes = Vec::new();
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        let start = bytes.len();
+        codec::encode_into(&a, &mut bytes).map_err(|e| e.to_string())?;
+        out.push((a, start..bytes.len()));
+    }
+    Ok((out, bytes))
+}
+
 /// `count` actions of store `S` written under `schema`, converted.
 pub(crate) fn read_actions<S: Reducer>(
     schema: SchemaHash,

@@ -146,6 +146,10 @@ pub enum Error {
     /// A peer holds this store with another schema; the join was refused.
     #[error(transparent)]
     SchemaMismatch(#[from] SchemaMismatch),
+    /// The master runs a later version of this store; this peer must be
+    /// upgraded to follow it.
+    #[error(transparent)]
+    Outdated(JoinError),
     /// The master has no store of this name.
     #[error("store `{name}`: {peer} has no such store")]
     UnknownStore {

@@ -336,10 +336,9 @@ fn restore<S: Reducer>(
             } else {
                 // An earlier version's actions: converted, then encoded as
                 // this version's, which is what the ring hands followers.
-                let old = crate::history::read_actions::<S>(r.ids.schema, rec.count, packed)
-                    .map_err(|e| corrupt(format!("journal record does not decode: {e}")))?;
-                let (actions, bytes) = repack::<S>(old)
-                    .map_err(|e| corrupt(format!("a converted action does not encode: {e}")))?;
+                let (actions, bytes) =
+                    crate::history::convert_packed::<S>(r.ids.schema, rec.count, packed)
+                        .map_err(|e| corrupt(format!("journal record does not convert: {e}")))?;
                 converted = bytes;
                 (actions, &converted[..])
             };
@@ -356,22 +355,6 @@ fn restore<S: Reducer>(
     drop(sessions);
     shared.publish_reset(seq);
     Ok(Some(seq))
-}
-
-/// Encodes `actions` back to back, with the byte range of each, as
-/// [`codec::decode_packed`] returns them.
-#[allow(clippy::type_complexity)]
-fn repack<S: Reducer>(
-    actions: Vec<S::Action>,
-) -> postcard::Result<(Vec<(S::Action, std::ops::Range<usize>)>, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let mut out = Vec::with_capacity(actions.len());
-    for a in actions {
-        let start = bytes.len();
-        codec::encode_into(&a, &mut bytes)?;
-        out.push((a, start..bytes.len()));
-    }
-    Ok((out, bytes))
 }
 
 /// Hard-links each existing file of `paths` to `<path>.migrating`, so an

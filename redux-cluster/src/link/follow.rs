@@ -223,7 +223,7 @@ impl Upstream {
                     // round, a new batch could overtake the re-sent ones,
                     // and the master (which takes a session's batches in
                     // order) would drop those as already applied.
-                    sink.on_joined(m.epoch, &m.applied);
+                    sink.on_joined(m.epoch, &m.applied, m.schema);
                     if let Some(c) = self
                         .inner
                         .chans
@@ -344,6 +344,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         name: c.sink.name(),
                         describe: &describe,
                         resume: c.sink.position(),
+                        older: c.sink.older_schemas(),
                     });
                     if let Err(e) = codec.encode(&join, &mut buf) {
                         c.sink.report(crate::Error::Frame(e));

@@ -99,6 +99,8 @@ pub(crate) struct Feed {
 pub(crate) trait Source: Send + Sync {
     fn name(&self) -> &'static str;
     fn schema(&self) -> SchemaHash;
+    /// The schema hashes of the store's earlier versions.
+    fn older_schemas(&self) -> Vec<SchemaHash>;
     fn describe(&self) -> String;
     fn epoch(&self) -> u64;
     /// Whether a follower resuming from `pos` can be sent the actions after
@@ -143,12 +145,16 @@ pub(crate) trait Sink: Send + Sync {
     fn name(&self) -> &'static str;
     fn id(&self) -> StoreId;
     fn schema(&self) -> SchemaHash;
+    /// The schema hashes of the store's earlier versions.
+    fn older_schemas(&self) -> Vec<SchemaHash>;
     fn describe(&self) -> String;
     /// Where the store stands, for a resume.
     fn position(&self) -> Option<Position>;
     /// This store's dispatch session and the last batch acked.
     fn session(&self) -> (u64, u64);
-    fn on_joined(&self, epoch: u64, applied: &[(u64, u64)]);
+    /// Joined a master whose schema is `master_schema` (this store's, or an
+    /// earlier version's).
+    fn on_joined(&self, epoch: u64, applied: &[(u64, u64)], master_schema: SchemaHash);
     fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), crate::SyncError>;
     fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8])
         -> Result<(), crate::SyncError>;

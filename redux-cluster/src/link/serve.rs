@@ -62,6 +62,9 @@ struct Chan {
     feed: Feed,
     /// The follower's dispatch session on this channel.
     session: u64,
+    /// The follower runs a later version of the store (it reads ours, we
+    /// cannot read its actions): its dispatches are refused.
+    newer: bool,
 }
 
 struct LinkState {
@@ -95,6 +98,13 @@ impl LinkState {
             .iter()
             .find(|c| c.feed.channel == channel)
             .map_or(0, |c| c.session)
+    }
+
+    fn is_newer(&self, channel: Channel) -> bool {
+        self.chans
+            .lock()
+            .iter()
+            .any(|c| c.feed.channel == channel && c.newer)
     }
 
     fn source_of(&self, channel: Channel) -> Option<Arc<dyn Source>> {
@@ -293,14 +303,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         d.channel
                     )));
                 };
-                if read_only {
+                let refusal = if read_only {
+                    Some("this login is read-only")
+                } else if link.is_newer(d.channel) {
+                    Some("the master runs an earlier version of the store and cannot read this version's actions; they are sent once it is upgraded")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
                     link.push(
                         &link.post,
                         &Message::Nack(Nack {
                             channel: d.channel,
                             batch: d.batch,
                             request: d.request,
-                            reason: "this login is read-only",
+                            reason,
                         }),
                     )?;
                     continue;
@@ -405,6 +422,7 @@ fn join(link: &Arc<LinkState>, j: &Join<'_>, opts: &ServeOptions) -> Result<(), 
         resume: j.resume,
         session: j.session,
         acked_batch: j.acked_batch,
+        older: j.older.clone(),
     };
     if let Some(allowed) = &opts.stores {
         if !allowed.iter().any(|n| *n == req.name) {
@@ -436,6 +454,7 @@ struct JoinRequest {
     resume: Option<crate::protocol::Position>,
     session: u64,
     acked_batch: u64,
+    older: Vec<crate::SchemaHash>,
 }
 
 fn finish_join(
@@ -456,7 +475,22 @@ fn finish_join(
             }),
         );
     };
-    if source.schema() != req.schema {
+    // A follower of a later version that reads ours is followed along
+    // (a rolling upgrade); one of an earlier version is told to upgrade.
+    let newer = source.schema() != req.schema && req.older.contains(&source.schema());
+    if source.schema() != req.schema && !newer && source.older_schemas().contains(&req.schema) {
+        tracing::warn!(peer = %opts.peer, store = %req.name, "a peer runs an earlier version of the store; refused until it is upgraded");
+        return link.push(
+            &link.pre,
+            &Message::JoinRefused(JoinRefused {
+                channel: req.channel,
+                reason: JoinRefusal::Outdated,
+                schema: Some(source.schema()),
+                describe: "",
+            }),
+        );
+    }
+    if source.schema() != req.schema && !newer {
         let ours = source.describe();
         source.report(crate::Error::SchemaMismatch(SchemaMismatch::new(
             source.name(),
@@ -489,9 +523,11 @@ fn finish_join(
             channel: req.channel,
             epoch: source.epoch(),
             applied: source.applied_after(req.session, req.acked_batch),
+            schema: source.schema(),
         }),
     )?;
     link.chans.lock().push(Chan {
+        newer,
         session: req.session,
         source,
         feed: Feed {

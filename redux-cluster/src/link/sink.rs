@@ -22,6 +22,10 @@ impl<S: Reducer> Sink for Shared<S> {
         S::SCHEMA
     }
 
+    fn older_schemas(&self) -> Vec<SchemaHash> {
+        crate::history::older_schemas::<S>()
+    }
+
     fn describe(&self) -> String {
         super::source::store_description::<S>()
     }
@@ -45,9 +49,16 @@ impl<S: Reducer> Sink for Shared<S> {
         }
     }
 
-    fn on_joined(&self, _epoch: u64, applied: &[(u64, u64)]) {
+    fn on_joined(&self, _epoch: u64, applied: &[(u64, u64)], master_schema: SchemaHash) {
         self.rejoined(applied);
         if let Some(f) = &self.follower {
+            *f.master_schema.lock() = Some(master_schema);
+            if master_schema != S::SCHEMA {
+                tracing::warn!(store = S::NAME, master = %master_schema, "the master runs an earlier version of this store: following it, converting; dispatches wait for its upgrade");
+                self.event(crate::Event::OlderMaster {
+                    schema: master_schema,
+                });
+            }
             f.joined_once.store(true, Ordering::SeqCst);
             self.connected.store(true, Ordering::SeqCst);
             f.status.send_replace(LinkStatus::Joined);
@@ -55,7 +66,12 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_snapshot(&self, epoch: u64, seq: u64, state: &[u8]) -> Result<(), SyncError> {
-        let state: S = codec::decode(state).map_err(SyncError::decode)?;
+        let state: S = match self.older_master() {
+            None => codec::decode(state).map_err(SyncError::decode)?,
+            Some(schema) => {
+                crate::history::read_state::<S>(schema, state).map_err(SyncError::Decode)?
+            }
+        };
         self.snapshots.fetch_add(1, Ordering::Relaxed);
         let joined = self
             .follower
@@ -87,8 +103,21 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_actions(&self, first_seq: u64, count: u32, packed: &[u8]) -> Result<(), SyncError> {
-        let actions =
-            codec::decode_packed::<S::Action>(count, packed).map_err(SyncError::decode)?;
+        let converted;
+        let (actions, packed) = match self.older_master() {
+            None => (
+                codec::decode_packed::<S::Action>(count, packed).map_err(SyncError::decode)?,
+                packed,
+            ),
+            // An earlier version's actions, converted and encoded as this
+            // version's for the ring (and this store's own followers).
+            Some(schema) => {
+                let (actions, bytes) = crate::history::convert_packed::<S>(schema, count, packed)
+                    .map_err(SyncError::Decode)?;
+                converted = bytes;
+                (actions, &converted[..])
+            }
+        };
         let applied = {
             let mut core = self.core.write();
             let expected = core.seq + 1;
@@ -108,6 +137,10 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_digest(&self, seq: u64, digest: &[u8; 32]) -> Result<(), SyncError> {
+        if self.older_master().is_some() {
+            // A digest of the earlier version's state: not comparable.
+            return Ok(());
+        }
         let core = self.core.read();
         if core.seq != seq {
             // Not at the same point (cannot happen in order); nothing to
@@ -130,6 +163,10 @@ impl<S: Reducer> Sink for Shared<S> {
 
     fn on_refused(&self, r: &JoinRefused<'_>) {
         let err = match (r.reason, r.schema) {
+            (JoinRefusal::Outdated, theirs) => crate::JoinError::Outdated {
+                name: S::NAME.to_string(),
+                master: theirs,
+            },
             (JoinRefusal::SchemaMismatch, Some(theirs)) => {
                 crate::JoinError::SchemaMismatch(SchemaMismatch::new(
                     S::NAME,
@@ -148,6 +185,7 @@ impl<S: Reducer> Sink for Shared<S> {
         }
         self.report(match err {
             crate::JoinError::SchemaMismatch(m) => crate::Error::SchemaMismatch(m),
+            e @ crate::JoinError::Outdated { .. } => crate::Error::Outdated(e),
             _ => crate::Error::UnknownStore {
                 name: S::NAME.to_string(),
                 peer: "the master".into(),
@@ -208,6 +246,11 @@ impl<S: Reducer> Sink for Shared<S> {
         let Some(f) = &self.follower else {
             return false;
         };
+        if self.older_master().is_some() {
+            // The master cannot read this version's actions: they wait,
+            // queued (bounded by `max_queue`), until it is upgraded.
+            return false;
+        }
         let (ready, failed) = {
             let mut q = f.queue.lock();
             if !q.has_work() {
@@ -224,5 +267,15 @@ impl<S: Reducer> Sink for Shared<S> {
 
     fn report(&self, err: crate::Error) {
         Shared::report(self, err);
+    }
+}
+
+impl<S: Reducer> Shared<S> {
+    /// The schema of the master joined last, when it is an earlier version
+    /// of this store.
+    fn older_master(&self) -> Option<SchemaHash> {
+        let f = self.follower.as_ref()?;
+        let schema = (*f.master_schema.lock())?;
+        (schema != S::SCHEMA).then_some(schema)
     }
 }

@@ -18,6 +18,10 @@ impl<S: Reducer> Source for Shared<S> {
         S::NAME
     }
 
+    fn older_schemas(&self) -> Vec<SchemaHash> {
+        crate::history::older_schemas::<S>()
+    }
+
     fn schema(&self) -> SchemaHash {
         S::SCHEMA
     }

@@ -155,6 +155,11 @@ pub struct Join<'a> {
     pub session: u64,
     /// Highest dispatch batch whose ack the follower has received.
     pub acked_batch: u64,
+    /// Schema hashes of the store's earlier versions, which this follower
+    /// can read: a master still on one of them is followed (its snapshots
+    /// and actions converted), though the follower's own dispatches wait
+    /// until the master runs the follower's version.
+    pub older: Vec<SchemaHash>,
 }
 
 /// Store joined.
@@ -168,6 +173,9 @@ pub struct Joined {
     /// each one's last action: the follower resolves them and re-sends the
     /// rest, so a reconnect neither loses nor repeats a dispatch.
     pub applied: Vec<(u64, u64)>,
+    /// The master's schema hash: the follower's own, or one of its earlier
+    /// versions (the snapshots and actions that follow are in it).
+    pub schema: SchemaHash,
 }
 
 /// Why a store could not be joined.
@@ -179,6 +187,9 @@ pub enum JoinRefusal {
     SchemaMismatch,
     /// Joined twice on one link.
     Duplicate,
+    /// The follower runs an earlier version of the store than the master:
+    /// it must be upgraded.
+    Outdated,
 }
 
 /// Refusal of a join.

@@ -9,4 +9,4 @@ pub use message::*;
 
 /// Version of the wire protocol; a peer with another version is refused at
 /// the hello.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
