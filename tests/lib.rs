@@ -311,3 +311,16 @@ pub fn unhex<const N: usize>(s: &str) -> [u8; N] {
     }
     out
 }
+
+/// The `main` of a helper binary: logs as [`log_from_env`] says, runs
+/// `run`, and on failure prints `error: …` on stdout (where the tests read)
+/// and exits with code 2.
+pub async fn main_of(
+    run: impl std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+) {
+    log_from_env();
+    if let Err(e) = run.await {
+        println!("error: {e}");
+        std::process::exit(2);
+    }
+}

@@ -33,11 +33,7 @@ static ROLLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[tokio::main]
 async fn main() {
-    redux_cluster_tests::log_from_env();
-    if let Err(e) = run().await {
-        println!("error: {e}");
-        std::process::exit(2);
-    }
+    redux_cluster_tests::main_of(run()).await;
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

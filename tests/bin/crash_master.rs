@@ -18,11 +18,7 @@ use std::path::PathBuf;
 
 #[tokio::main]
 async fn main() {
-    redux_cluster_tests::log_from_env();
-    if let Err(e) = run().await {
-        println!("error: {e}");
-        std::process::exit(2);
-    }
+    redux_cluster_tests::main_of(run()).await;
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,11 +13,7 @@ use std::io::Write;
 
 #[tokio::main]
 async fn main() {
-    redux_cluster_tests::log_from_env();
-    if let Err(e) = run().await {
-        println!("error: {e}");
-        std::process::exit(2);
-    }
+    redux_cluster_tests::main_of(run()).await;
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
