@@ -341,11 +341,22 @@ async fn a_store_outside_the_chain_is_refused_by_name() {
         store.close().await.expect("close");
     }
     match load::<v2::Flags>(&path, None).await {
-        Err(BackupError::SchemaMismatch {
-            found, expected, ..
-        }) => {
-            assert_eq!(found, <other::Flags as Reducer>::SCHEMA);
-            assert_eq!(expected, <v2::Flags as Reducer>::SCHEMA);
+        Err(e @ BackupError::SchemaMismatch { .. }) => {
+            let BackupError::SchemaMismatch {
+                found, expected, ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!(*found, <other::Flags as Reducer>::SCHEMA);
+            assert_eq!(*expected, <v2::Flags as Reducer>::SCHEMA);
+            // The file says what its schema is, so the error can say where
+            // the two differ.
+            let msg = e.to_string();
+            assert!(
+                msg.contains("first difference: here `") && msg.contains("words"),
+                "{msg}"
+            );
         }
         Err(e) => panic!("expected a schema mismatch, got {e}"),
         Ok(_) => panic!("a foreign store's file was loaded"),

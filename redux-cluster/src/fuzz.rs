@@ -120,19 +120,19 @@ pub fn snapshot_file<S: Reducer>(data: &[u8]) -> bool {
     let bytes = sealed(data, format::HEADER_LEN);
     let path = std::path::Path::new("fuzz");
     let whole = match format::decode(bytes, &Ids::of::<S>(), None, path) {
-        Ok((_, body, _, version)) => snapshot_body::<S>(version >= 2, &body),
+        Ok((_, body, _, version)) => snapshot_body::<S>(version, &body),
         Err(_) => false,
     };
     // The body alone, as if the checks had passed.
     if let Some((_, body)) = data.split_first() {
-        snapshot_body::<S>(true, body);
+        snapshot_body::<S>(format::FORMAT_VERSION, body);
     }
     whole
 }
 
-fn snapshot_body<S: Reducer>(with_sessions: bool, body: &[u8]) -> bool {
-    match crate::persist::split_sessions::<Vec<Saved>>(with_sessions, body) {
-        Ok((saved, state)) => {
+fn snapshot_body<S: Reducer>(version: u16, body: &[u8]) -> bool {
+    match crate::persist::split_snapshot(version, body) {
+        Ok((_, saved, state)) => {
             Sessions::default().restore(saved);
             codec::decode::<S>(state).is_ok()
         }
@@ -208,13 +208,16 @@ pub fn ws_seeds() -> Vec<Vec<u8>> {
 /// A seed for [`snapshot_file`]: a valid file of `state` (after the byte
 /// that says whether to reseal the header).
 pub fn snapshot_seed<S: Reducer>(state: &S) -> Vec<u8> {
-    let mut body = postcard::to_stdvec(&vec![Saved {
+    let saved = vec![Saved {
         session: 9,
         last_batch: 3,
         recent: vec![(2, 5), (3, 6)],
-    }])
-    .unwrap_or_default();
-    if codec::encode_into(state, &mut body).is_err() {
+    }];
+    let mut body = Vec::new();
+    let encoded = codec::encode_into(&crate::reducer::describe_store::<S>(), &mut body)
+        .and_then(|()| codec::encode_into(&saved, &mut body))
+        .and_then(|()| codec::encode_into(state, &mut body));
+    if encoded.is_err() {
         return Vec::new();
     }
     let position = crate::Position { epoch: 7, seq: 6 };

@@ -201,7 +201,7 @@ pub(crate) async fn start<S: Reducer>(
                 file = BackupFile::open(&path, ids, key.clone())?;
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(with_difference::<S>(e, key.as_ref())),
         };
         let start = snap.as_ref().map_or(
             Position {
@@ -239,9 +239,11 @@ pub(crate) async fn start<S: Reducer>(
     // rewritten in this version's schema now.
     let migrated = snap.as_ref().is_some_and(|s| s.ids != ids)
         || replay.as_ref().is_some_and(|r| r.ids != ids);
-    // A store that already held state when its backup started (nothing to
-    // load) saves it now, or the state would wait for the next action.
-    let unsaved = loaded_seq.is_none() && shared.core.read().seq > 0;
+    // Without a snapshot file, one is written now: a store that already
+    // held state when its backup started would otherwise wait for its next
+    // action, and with a journal the snapshot is what records the schema's
+    // description (so a build of another schema can say where it differs).
+    let unsaved = snap.is_none() && (journaled || shared.core.read().seq > 0);
     let files = Arc::new(PlMutex::new(files));
     if renewed || old_format || migrated || unsaved {
         // The files then hold the new epoch (and the current format and
@@ -307,7 +309,7 @@ fn restore<S: Reducer>(
         return Err(BackupError::NotFresh { seq: core.seq });
     }
     if let Some(s) = snap {
-        let (saved, state) = split_sessions::<Vec<Saved>>(s.version >= 2, &s.state)
+        let (_, saved, state) = split_snapshot(s.version, &s.state)
             .map_err(|e| corrupt(format!("dispatch sessions do not decode: {e}")))?;
         let state = crate::history::read_state::<S>(s.ids.schema, state)
             .map_err(|e| corrupt(format!("state does not decode: {e}")))?;
@@ -375,6 +377,55 @@ fn keep_beside(paths: &[PathBuf]) -> Result<Vec<PathBuf>, BackupError> {
     Ok(kept)
 }
 
+/// Splits a snapshot body into the schema's description (format 3), the
+/// dispatch sessions (format 2 and later) and the state.
+pub(crate) fn split_snapshot(
+    version: u16,
+    body: &[u8],
+) -> postcard::Result<(String, Vec<Saved>, &[u8])> {
+    let (describe, rest) = if version >= 3 {
+        postcard::take_from_bytes::<String>(body)?
+    } else {
+        (String::new(), body)
+    };
+    let (saved, state) = split_sessions::<Vec<Saved>>(version >= 2, rest)?;
+    Ok((describe, saved, state))
+}
+
+/// `e`, with the first difference between this build's schema and the
+/// one the file at `path` describes, when it is a schema mismatch and the
+/// file (format 3) says what its schema is.
+fn with_difference<S: Reducer>(e: BackupError, key: Option<&Key>) -> BackupError {
+    let BackupError::SchemaMismatch {
+        path,
+        found,
+        expected,
+        difference,
+    } = e
+    else {
+        return e;
+    };
+    let theirs = std::fs::read(&path).ok().and_then(|bytes| {
+        let (_, body, _, version, _) = crate::backup::decode_any_store(bytes, key, &path).ok()?;
+        let (describe, _, _) = split_snapshot(version, &body).ok()?;
+        Some(describe).filter(|d| !d.is_empty())
+    });
+    let difference = match theirs
+        .and_then(|t| crate::schema::first_difference(&crate::reducer::describe_store::<S>(), &t))
+    {
+        Some((ours, theirs)) => {
+            format!("; first difference: here `{ours}`, in the file `{theirs}`")
+        }
+        None => difference,
+    };
+    BackupError::SchemaMismatch {
+        path,
+        found,
+        expected,
+        difference,
+    }
+}
+
 /// Splits a payload of format 2 into what precedes the data (the dispatch
 /// sessions) and the data; format 1 had only the data.
 pub(crate) fn split_sessions<T: serde::de::DeserializeOwned + Default>(
@@ -400,7 +451,10 @@ fn snapshot<S: Reducer>(shared: &Shared<S>) -> Result<(Position, Vec<u8>), Backu
         path: PathBuf::new(),
         reason: format!("state does not encode: {e}"),
     };
-    let mut bytes = postcard::to_stdvec(&sessions.save()).map_err(encode_err)?;
+    // Format 3: what the schema is, then the sessions, then the state.
+    let mut bytes =
+        postcard::to_stdvec(&crate::reducer::describe_store::<S>()).map_err(encode_err)?;
+    codec::encode_into(&sessions.save(), &mut bytes).map_err(encode_err)?;
     drop(sessions);
     codec::encode_into(&core.state, &mut bytes).map_err(encode_err)?;
     Ok((

@@ -62,3 +62,13 @@ pub trait Reducer: ClusterState {
         depth: usize,
     ) -> Option<Result<Vec<Self::Action>, String>>;
 }
+
+/// The readable schema of a store: state, then actions (what a schema
+/// mismatch is located in).
+pub(crate) fn describe_store<S: Reducer>() -> String {
+    let mut s = String::from("state ");
+    <S as Schema>::describe(&mut s);
+    s.push_str(" actions ");
+    <S::Action as Schema>::describe(&mut s);
+    s
+}

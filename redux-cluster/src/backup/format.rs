@@ -37,8 +37,10 @@ use std::path::Path;
 /// The first bytes of every backup file.
 pub(crate) const MAGIC: [u8; 8] = *b"RCBACKUP";
 /// The newest snapshot format version this build reads and the one it
-/// writes.
-pub const FORMAT_VERSION: u16 = 2;
+/// writes (1: the body is the state; 2: the dispatch sessions, then the
+/// state; 3: the schema's readable description, then as 2 — so a build
+/// whose schema differs can say where).
+pub const FORMAT_VERSION: u16 = 3;
 /// Bytes of the snapshot header.
 pub const HEADER_LEN: usize = 160;
 /// Bytes of the SHA-256 trailer of an unencrypted file.
@@ -205,9 +207,33 @@ pub(crate) fn decode(
 /// [`decode`], also accepting a file of one of the store's earlier
 /// versions (`older`); returns the ids the file holds as well.
 pub(crate) fn decode_lineage(
-    mut file: Vec<u8>,
+    file: Vec<u8>,
     ids: &Ids,
     older: &[Ids],
+    key: Option<&Key>,
+    path: &Path,
+) -> Result<(Position, Vec<u8>, bool, u16, Ids), BackupError> {
+    decode_checked(
+        file,
+        |found| ids.check_lineage(older, found, path),
+        key,
+        path,
+    )
+}
+
+/// Decodes a snapshot file of any store, checking everything but which
+/// store it is: to read what a file of another schema says of itself.
+pub(crate) fn decode_any_store(
+    file: Vec<u8>,
+    key: Option<&Key>,
+    path: &Path,
+) -> Result<(Position, Vec<u8>, bool, u16, Ids), BackupError> {
+    decode_checked(file, |found| Ok(*found), key, path)
+}
+
+fn decode_checked(
+    mut file: Vec<u8>,
+    check: impl FnOnce(&Ids) -> Result<Ids, BackupError>,
     key: Option<&Key>,
     path: &Path,
 ) -> Result<(Position, Vec<u8>, bool, u16, Ids), BackupError> {
@@ -229,7 +255,7 @@ pub(crate) fn decode_lineage(
             format!("{} bytes after the end of the body", found - expected),
         ));
     }
-    let found = ids.check_lineage(older, &header.common.ids, path)?;
+    let found = check(&header.common.ids)?;
     // `found == expected` fits in memory, so the body length fits a usize.
     let body_end = HEADER_LEN + header.body_len as usize;
     let position = header.common.position;

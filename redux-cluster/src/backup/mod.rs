@@ -60,6 +60,7 @@ pub use crypto::{KdfParams, Key};
 pub(crate) use file::sibling;
 #[doc(hidden)]
 pub use file::{BackupFile, Snapshot};
+pub(crate) use format::decode_any_store;
 #[doc(hidden)]
 pub use format::{FORMAT_VERSION, HEADER_LEN};
 #[doc(hidden)]
@@ -116,6 +117,7 @@ impl Ids {
                 path: path.into(),
                 found: found.schema,
                 expected: self.schema,
+                difference: String::new(),
             });
         }
         if found.store != self.store {
@@ -205,7 +207,7 @@ pub enum BackupError {
         reason: String,
     },
     /// The file holds a store of another schema.
-    #[error("{} holds a store with schema hash {found}, but this build's schema hash is {expected}", path.display())]
+    #[error("{} holds a store with schema hash {found}, but this build's schema hash is {expected}{difference}", path.display())]
     SchemaMismatch {
         /// The file.
         path: PathBuf,
@@ -213,6 +215,9 @@ pub enum BackupError {
         found: SchemaHash,
         /// This build's schema hash.
         expected: SchemaHash,
+        /// Where the two schemas first differ (`; first difference: …`),
+        /// when the file describes its schema (format 3); else empty.
+        difference: String,
     },
     /// The file holds another store (same schema, another name).
     #[error("{} holds store {found}, not store {expected}", path.display())]

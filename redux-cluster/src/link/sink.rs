@@ -27,7 +27,7 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn describe(&self) -> String {
-        super::source::store_description::<S>()
+        crate::reducer::describe_store::<S>()
     }
 
     fn position(&self) -> Option<Position> {

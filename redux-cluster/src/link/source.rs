@@ -27,7 +27,7 @@ impl<S: Reducer> Source for Shared<S> {
     }
 
     fn describe(&self) -> String {
-        store_description::<S>()
+        crate::reducer::describe_store::<S>()
     }
 
     fn epoch(&self) -> u64 {
@@ -250,13 +250,4 @@ impl<S: Reducer> Source for Shared<S> {
     fn event(&self, ev: crate::Event) {
         Shared::event(self, ev);
     }
-}
-
-/// The readable schema of a store: state, then actions.
-pub(crate) fn store_description<S: Reducer>() -> String {
-    let mut s = String::from("state ");
-    <S as crate::Schema>::describe(&mut s);
-    s.push_str(" actions ");
-    <S::Action as crate::Schema>::describe(&mut s);
-    s
 }
