@@ -18,6 +18,10 @@
 //!
 //! `--scenario journal --k K`: one process in journal mode; prints durable
 //! actions per second (the clock stops when action K is on disk).
+//!
+//! `--scenario reads --n N --keys K`: one process; N reads of the local
+//! state through a guard (what a follower's reader does instead of a
+//! network round trip), each timed; prints reads per second and p50/p99.
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::ServeConfig;
@@ -177,6 +181,8 @@ async fn main() {
     let is_peer = cluster::is_worker() || std::env::var_os(PEER_ENV).is_some();
     let res = if args.scenario == "journal" {
         journal(args).await
+    } else if args.scenario == "reads" {
+        reads(args).await
     } else if !is_peer {
         master(args).await
     } else {
@@ -329,6 +335,35 @@ async fn journal(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     store.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn reads(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Bench::start_master()?;
+    if a.keys > 0 {
+        store.dispatch(BenchAction::Fill(a.keys))?;
+    }
+    store.dispatch(BenchAction::Inc(0))?;
+    let mut samples = Vec::with_capacity(a.n as usize);
+    let mut sum = 0u64;
+    let start = Instant::now();
+    for _ in 0..a.n {
+        let t = Instant::now();
+        sum = sum.wrapping_add(store.state().total);
+        samples.push(t.elapsed());
+    }
+    let elapsed = start.elapsed();
+    let (p50, p99, max) = percentiles(samples);
+    println!(
+        "{{\"system\":\"rust\",\"scenario\":\"reads\",\"n\":{},\"reads_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"exact\":{}}}",
+        a.n,
+        a.n as f64 / elapsed.as_secs_f64(),
+        p50,
+        p99,
+        max,
+        sum == a.n
+    );
+    store.shutdown();
     Ok(())
 }
 
