@@ -39,6 +39,7 @@ macro_rules! counter_stores {
                 }
             }
 
+            #[allow(dead_code)]
             pub fn start() -> Store<Counter> {
                 Counter::start_master().expect("a plain process is its own master")
             }
@@ -60,6 +61,10 @@ counter_stores! {
     shutdown: "shutdown",
     guard_dispatch: "guard_dispatch",
     close_master: "close_master",
+    streams: "streams",
+    selections: "selections",
+    action_stream: "action_stream",
+    missed_actions: "missed_actions",
 }
 
 /// Fails the test if `fut` does not finish: a guard against a lost wake-up
@@ -407,4 +412,95 @@ async fn close_on_a_master_stops_the_store() {
         store.dispatch(CounterAction::Add(1)),
         Err(DispatchError::Closed)
     );
+}
+
+#[tokio::test]
+async fn a_subscription_is_a_stream_of_seqs() {
+    use futures_util::StreamExt;
+    use streams::{start, CounterAction};
+    let store = start();
+    let mut changes = store.subscribe();
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    assert_eq!(within(changes.next()).await, Some(1));
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    // Two changes before the read: one item, at the newest seq.
+    assert_eq!(within(changes.next()).await, Some(3));
+    store.shutdown();
+    assert_eq!(within(changes.next()).await, None);
+}
+
+#[tokio::test]
+async fn a_selection_yields_only_when_its_part_changes() {
+    use futures_util::StreamExt;
+    use selections::{start, CounterAction};
+    let store = start();
+    let mut total = store.select(|s| s.total);
+    assert_eq!(within(total.next()).await, Some(0), "the value now, first");
+    // A change elsewhere in the state, then one of the total: the next item
+    // is the new total, with no repeat of the old one before it.
+    store.dispatch(CounterAction::Mark(7)).expect("dispatch");
+    store.dispatch(CounterAction::Add(5)).expect("dispatch");
+    assert_eq!(within(total.next()).await, Some(5));
+    store.dispatch(CounterAction::Mark(8)).expect("dispatch");
+    store.dispatch(CounterAction::Add(0)).expect("dispatch");
+    store.dispatch(CounterAction::Add(2)).expect("dispatch");
+    assert_eq!(within(total.next()).await, Some(7));
+    store.shutdown();
+    assert_eq!(within(total.next()).await, None);
+}
+
+#[tokio::test]
+async fn the_action_stream_shows_every_action_with_its_seq() {
+    use action_stream::{start, CounterAction};
+    use futures_util::StreamExt;
+    let store = start();
+    store
+        .dispatch(CounterAction::Add(1))
+        .expect("before the stream");
+    let mut actions = store.actions();
+    store.dispatch(CounterAction::Mark(10)).expect("dispatch");
+    store.dispatch(CounterAction::Add(4)).expect("dispatch");
+    let seen: Vec<_> = within(actions.by_ref().take(2).collect::<Vec<_>>()).await;
+    let seen: Vec<(u64, String)> = seen
+        .into_iter()
+        .map(|r| {
+            let (seq, a) = r.expect("nothing missed");
+            (seq, format!("{a:?}"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(2, "Mark(10)".to_string()), (3, "Add(4)".to_string())]
+    );
+    store.shutdown();
+    assert!(within(actions.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn a_slow_action_reader_is_told_what_it_missed() {
+    use missed_actions::{Counter, CounterAction};
+    let store = Counter::builder()
+        .history(1 << 20, 64)
+        .start()
+        .expect("master");
+    let mut actions = store.actions();
+    // Far more than the ring keeps, before the reader reads.
+    for i in 0..1000 {
+        store.dispatch(CounterAction::Mark(i)).expect("dispatch");
+    }
+    match within(actions.next()).await {
+        Some(Err(missed)) => {
+            assert_eq!(missed.first, 1);
+            assert_eq!(missed.last, 1000);
+        }
+        other => panic!("expected to hear what was missed, got {other:?}"),
+    }
+    // Then it goes on from the newest.
+    store.dispatch(CounterAction::Add(1)).expect("dispatch");
+    match within(actions.next()).await {
+        Some(Ok((seq, CounterAction::Add(1)))) => assert_eq!(seq, 1001),
+        other => panic!("expected the next action, got {other:?}"),
+    }
+    store.shutdown();
 }

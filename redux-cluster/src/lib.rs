@@ -38,6 +38,7 @@
 //!   what they wrote.
 //! - `options.rs`: [`Mode`], [`Role`], [`Roles`] and the builder's options.
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
+//! - `streams.rs`: changes, selections and applied actions as streams.
 //! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
 //! - `codec.rs`: the postcard serializers.
 //! - `digest.rs`: state digests over a canonical encoding (maps sorted).
@@ -101,6 +102,7 @@ mod schema;
 pub mod server;
 mod session;
 mod store;
+mod streams;
 pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;
@@ -109,13 +111,17 @@ pub use backup::Position;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
 pub use event::{Event, EventHook};
+/// The trait of [`Subscription`], [`Selection`] and [`Actions`]
+/// (`futures::Stream`): use `futures::StreamExt` or `tokio_stream` on them.
+pub use futures_core::Stream;
 pub use history::{History, NoPrevious};
 pub use options::{ErrorHook, Mode, Role, Roles};
 pub use persist::{Backup, BackupConfig};
 pub use reducer::{ClusterState, Reducer};
 pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
-pub use store::{StateGuard, Store, StoreBuilder, Subscription};
+pub use store::{StateGuard, Store, StoreBuilder};
+pub use streams::{ActionItem, Actions, Missed, Selection, Subscription};
 
 /// Any error a store reports through its error hook.
 #[derive(Debug, thiserror::Error)]

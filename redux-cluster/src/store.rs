@@ -11,6 +11,7 @@ use crate::error::{DispatchError, JoinError, StartError};
 use crate::options::{Mode, Options, Role, Roles};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
+use crate::streams::{Actions, Selection, Subscription};
 use parking_lot::{MappedRwLockReadGuard, RwLockReadGuard};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -208,7 +209,7 @@ impl<S: fmt::Debug> fmt::Debug for StateGuard<'_, S> {
 }
 
 /// A read guard of `shared`'s state, marked held by this thread.
-fn guard<S: Reducer>(shared: &Shared<S>) -> StateGuard<'_, S> {
+pub(crate) fn guard<S: Reducer>(shared: &Shared<S>) -> StateGuard<'_, S> {
     let held = Held::new(shared);
     StateGuard {
         guard: RwLockReadGuard::map(shared.core.read(), |c| &c.state),
@@ -463,11 +464,43 @@ impl<S: Reducer> Store<S> {
     /// Subscribes to changes. Changes coalesce: a subscriber that is busy
     /// sees the newest sequence number when it next asks, never a backlog.
     pub fn subscribe(&self) -> Subscription<S> {
-        Subscription {
-            seen: self.shared.version(),
-            last: (self.seq(), self.shared.resets()),
-            shared: Arc::clone(&self.shared),
-        }
+        Subscription::new(Arc::clone(&self.shared))
+    }
+
+    /// A part of the state as a stream: `select`'s value now, then each
+    /// time a change makes it differ from the last one yielded (changes in
+    /// other parts wake nothing downstream).
+    ///
+    /// ```
+    /// # use redux_cluster::{reducer, ClusterStore};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(ClusterStore, Clone, Default, Serialize, Deserialize)]
+    /// # pub struct Tasks { done: u64, title: String }
+    /// # #[reducer(Tasks)] #[derive(Serialize, Deserialize)]
+    /// # pub enum TaskAction { Done }
+    /// # fn reduce(s: &mut Tasks, _: &TaskAction) { s.done += 1 }
+    /// # async fn f(store: redux_cluster::Store<Tasks>) {
+    /// use futures_util::StreamExt;
+    /// let mut done = store.select(|s| s.done);
+    /// while let Some(n) = done.next().await {
+    ///     println!("{n} done");
+    /// }
+    /// # }
+    /// ```
+    pub fn select<T, F>(&self, select: F) -> Selection<S, T, F>
+    where
+        T: PartialEq + Clone + Unpin,
+        F: FnMut(&S) -> T + Unpin,
+    {
+        Selection::new(self.subscribe(), select)
+    }
+
+    /// The actions this store applies from now on, in order, with their
+    /// seqs (with a journal: once they are durable). A reader too slow for
+    /// the ring of recent actions gets [`crate::Missed`] and goes on from
+    /// the newest.
+    pub fn actions(&self) -> Actions<S> {
+        Actions::new(Arc::clone(&self.shared))
     }
 
     /// The roles this store plays in this process.
@@ -546,39 +579,5 @@ impl<S: Reducer> Store<S> {
                 &(Arc::clone(&self.shared) as Arc<dyn crate::link::Source>),
             );
         }
-    }
-}
-
-/// A stream of changes to a store. Never blocks the apply path.
-pub struct Subscription<S: Reducer> {
-    shared: Arc<Shared<S>>,
-    /// The change counter last seen.
-    seen: u64,
-    /// The (seq, resets) last reported.
-    last: (u64, u64),
-}
-
-impl<S: Reducer> Subscription<S> {
-    /// Waits for the next change and returns the sequence number now applied;
-    /// `None` once the store has shut down.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub async fn changed(&mut self) -> Option<u64> {
-        loop {
-            self.seen = self.shared.wait_change(self.seen).await?;
-            // A wake-up can announce a change this call already reported
-            // (its seq was visible before its counter moved); skip those.
-            let now = (self.shared.seq.load(Ordering::SeqCst), self.shared.resets());
-            if now != self.last {
-                self.last = now;
-                return Some(now.0);
-            }
-        }
-    }
-
-    /// Reads the state now.
-    pub fn state(&self) -> StateGuard<'_, S> {
-        guard(&self.shared)
     }
 }
