@@ -206,6 +206,20 @@ try {
     if (!text.includes("wrong login or password")) throw new Error(`error shown: ${text}`);
   });
 
+  await check("commit resolves at the ack, dispatch once the state holds it", async () => {
+    const page = await open("123456");
+    await connected(page);
+    const committed = await page.evaluate(() => window.board.commit({ AddTodo: "committed" }));
+    if (!(committed > 0)) throw new Error(`commit resolved with ${committed}`);
+    await page.waitForFunction((s) => window.board.seq >= s, committed, { timeout: LIMIT });
+    const dispatched = await page.evaluate(async () => {
+      const seq = await window.board.dispatch({ AddTodo: "dispatched" });
+      return { seq, here: window.board.seq, has: window.board.getState().todos.some((t) => t.text === "dispatched") };
+    });
+    if (!(dispatched.seq > committed)) throw new Error(`dispatch seq ${dispatched.seq} after commit ${committed}`);
+    if (dispatched.here < dispatched.seq || !dispatched.has) throw new Error(`dispatch resolved before the state held it: ${JSON.stringify(dispatched)}`);
+  });
+
   for (const forge of [false, true]) {
     const what = forge ? "a forged signature" : "no challenge";
     await check(`a page with a password refuses an impostor server (${what})`, async () => {

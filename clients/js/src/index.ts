@@ -77,6 +77,13 @@ export interface ClusterClient<S, A> {
    * while disconnected wait and go out after the next login.
    */
   dispatch(action: A): Promise<number>;
+  /**
+   * Sends an action; resolves with its sequence number as soon as the
+   * server acknowledges it (applied there, and on disk when the server
+   * journals), which can be before the state here includes it (on a
+   * master the ack always comes first). Rejects as {@link dispatch} does.
+   */
+  commit(action: A): Promise<number>;
   /** Resolves once the first state has arrived; rejects if the login is refused. */
   ready(): Promise<void>;
   /** Closes for good. */
@@ -92,6 +99,8 @@ const FATAL = new Set(["banned", "bad_credentials", "login_required", "protocol"
 interface Pending {
   resolve: (seq: number) => void;
   reject: (e: ClusterError) => void;
+  /** Resolve at the ack rather than once the state here includes it. */
+  atAck: boolean;
 }
 
 /** Connects to a store; reconnects with backoff and resumes on its own. */
@@ -142,13 +151,21 @@ class Client<S, A> implements ClusterClient<S, A> {
   }
 
   dispatch(action: A): Promise<number> {
+    return this.send(action, false);
+  }
+
+  commit(action: A): Promise<number> {
+    return this.send(action, true);
+  }
+
+  private send(action: A, atAck: boolean): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       if (this.closed || this.fatal) {
         reject(this.fatal ?? new ClusterError("the client is closed", "closed"));
         return;
       }
       const id = this.nextId++;
-      const p = { resolve, reject };
+      const p = { resolve, reject, atAck };
       if (this.up && this.ws) {
         this.inflight.set(id, p);
         this.ws.send(JSON.stringify({ type: "dispatch", id, action }));
@@ -281,7 +298,7 @@ class Client<S, A> implements ClusterClient<S, A> {
         if (!p) return;
         this.inflight.delete(Number(msg.id));
         const seq = Number(msg.seq);
-        if (seq <= this.seqHere) p.resolve(seq);
+        if (p.atAck || seq <= this.seqHere) p.resolve(seq);
         else this.acked.push({ seq, p });
         break;
       }

@@ -44,6 +44,13 @@
 //!                                   <-     error {message}
 //! ```
 //!
+//! An `ack` says the action was committed at `seq` (applied by the master,
+//! and on disk when it journals). It can arrive before the `patch` that
+//! brings the state to `seq` (on a master it always does: patches are
+//! computed once for every client after the apply); a client that wants
+//! "my state includes it" waits for its state to reach `seq` (the TS
+//! client's `dispatch` does; its `commit` resolves at the ack).
+//!
 //! A `patch` takes the state from sequence number `from` to `seq`; it may
 //! cover several actions (the server coalesces under load). A client whose
 //! position is not `from` has missed something and must reconnect with
@@ -202,7 +209,9 @@ impl WsConfig {
     }
 
     /// Most dispatches of one browser awaiting their commit (default 1024);
-    /// past it, dispatches get an error.
+    /// past it, dispatches get an error. Only a follower (a client of a
+    /// master) has dispatches in flight: on a master each commit completes
+    /// before the next message is read, so the limit is never reached.
     pub fn max_inflight(mut self, n: usize) -> Self {
         self.max_inflight = n;
         self
