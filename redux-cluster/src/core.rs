@@ -384,7 +384,9 @@ impl<S: Reducer> Shared<S> {
     /// the lock; `fetch_max` keeps the newest.
     pub fn publish(&self, seq: u64) {
         // A publish that lost the race to a newer one is no change.
-        if self.seq.fetch_max(seq, Ordering::SeqCst) < seq {
+        let before = self.seq.fetch_max(seq, Ordering::SeqCst);
+        if before < seq {
+            crate::telemetry::applied(S::NAME, seq - before);
             self.notify();
         }
     }
@@ -469,6 +471,7 @@ impl<S: Reducer> Shared<S> {
 
     pub fn event(&self, ev: crate::Event) {
         tracing::info!(store = S::NAME, event = %ev, "redux-cluster");
+        crate::telemetry::event(S::NAME, &ev);
         if let Some(hook) = &self.options.on_event {
             hook(&ev);
         }
@@ -578,10 +581,12 @@ impl<S: Reducer> Shared<S> {
         reply: Option<Reply>,
         write: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
     ) -> Result<(), DispatchError> {
-        let (res, ready) = f
-            .queue
-            .lock()
-            .enqueue(count, reply, self.options.max_queue, write);
+        let (res, ready, depth) = {
+            let mut q = f.queue.lock();
+            let (res, ready) = q.enqueue(count, reply, self.options.max_queue, write);
+            (res, ready, q.queued())
+        };
+        crate::telemetry::queue_depth(S::NAME, depth);
         outbox::run(ready);
         if res.is_ok() {
             f.wake.notify_one();
@@ -594,14 +599,15 @@ impl<S: Reducer> Shared<S> {
     fn with_outbox(&self, step: impl FnOnce(&mut Outbox, u64) -> outbox::Ready) {
         let Some(f) = &self.follower else { return };
         let applied = self.core.read().seq;
-        let ready = {
+        let (ready, depth) = {
             let mut q = f.queue.lock();
             let ready = step(&mut q, applied);
             if q.drained().is_some() {
                 f.drained.notify_waiters();
             }
-            ready
+            (ready, q.queued())
         };
+        crate::telemetry::queue_depth(S::NAME, depth);
         outbox::run(ready);
     }
 

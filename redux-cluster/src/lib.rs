@@ -39,6 +39,8 @@
 //! - `options.rs`: [`Mode`], [`Role`], [`Roles`] and the builder's options.
 //! - `store.rs`: the [`Store`] handle: dispatch, read, subscribe.
 //! - `streams.rs`: changes, selections and applied actions as streams.
+//! - `telemetry.rs`: metrics through the `metrics` facade (feature
+//!   `metrics`; the table of names is there).
 //! - `core.rs`: inside a store: state lock, sequence, wakeups, queues.
 //! - `codec.rs`: the postcard serializers.
 //! - `digest.rs`: state digests over a canonical encoding (maps sorted).
@@ -103,6 +105,7 @@ pub mod server;
 mod session;
 mod store;
 mod streams;
+mod telemetry;
 pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;

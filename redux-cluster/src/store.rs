@@ -277,6 +277,7 @@ impl<S: Reducer> Store<S> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         let reply: crate::core::Reply = Box::new(move |r| {
             let _ = tx.send(r);
@@ -290,7 +291,11 @@ impl<S: Reducer> Store<S> {
                 .shared
                 .enqueue(f, std::slice::from_ref(&action), Some(reply))?,
         }
-        rx.await.unwrap_or(Err(DispatchError::Closed))
+        let done = rx.await.unwrap_or(Err(DispatchError::Closed));
+        if done.is_ok() {
+            crate::telemetry::commit(S::NAME, started.elapsed());
+        }
+        done
     }
 
     /// [`commit`](Self::commit), waiting at most `deadline` for the

@@ -138,6 +138,7 @@ impl<S: Reducer> Source for Shared<S> {
             feed.sent = Some(core.seq);
             feed.since_snapshot = 0;
             feed.since_digest = 0;
+            crate::telemetry::snapshot_sent(S::NAME);
             Ok(())
         };
         // A digest goes right after the actions that reach `core.seq`, so
@@ -167,6 +168,7 @@ impl<S: Reducer> Source for Shared<S> {
         if sent >= limit {
             return Ok(false);
         }
+        crate::telemetry::lag(S::NAME, limit - sent);
         let resync = match self.options.mode {
             Mode::Snapshot => {
                 snapshot(feed, out)?;
@@ -211,6 +213,7 @@ impl<S: Reducer> Source for Shared<S> {
                         }),
                         out,
                     )?;
+                    crate::telemetry::actions_sent(S::NAME);
                     sent = first_seq + u64::from(count) - 1;
                     feed.sent = Some(sent);
                     feed.since_snapshot += u64::from(count);
