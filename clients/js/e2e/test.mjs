@@ -3,15 +3,20 @@
 // the same state. A page with a wrong password must show an error, and a page
 // given a password must refuse impostor servers that admit it without
 // proving they know the password (no challenge, or a forged signature).
-// Usage: node test.mjs path/to/target/debug/examples/web
+// A React page built by Vite from the packed npm tarball (e2e/react-app)
+// must show the state through useSelector and dispatch through useDispatch.
+// Usage: node test.mjs path/to/target/debug/examples/web [react-app/dist]
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const LIMIT = 60_000; // guards against a hang; not a timing assertion
 const exe = process.argv[2];
+const reactDist = process.argv[3];
 if (!exe) throw new Error("usage: node test.mjs path/to/web-example");
 
 const server = spawn(exe, ["--http", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--login", "test2", "--password", "123456"], {
@@ -136,6 +141,23 @@ function impostor(forge) {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: server.address().port })));
 }
 
+/** Serves the files of `dir` on a free loopback port. */
+function serveDir(dir) {
+  const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^(\.\.[/\\])+/, "");
+    try {
+      const body = await readFile(join(dir, path === "/" ? "index.html" : path));
+      res.writeHead(200, { "content-type": types[extname(path)] ?? "text/html" });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: server.address().port })));
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: [
@@ -151,7 +173,7 @@ const browser = await chromium.launch({
 
 try {
   const http = (await line("http ")).split(" ")[1];
-  await line("ws ");
+  const wsUrl = (await line("ws ")).split(" ")[1];
   const context = await browser.newContext();
   const open = async (password) => {
     const page = await context.newPage();
@@ -219,6 +241,34 @@ try {
     if (!(dispatched.seq > committed)) throw new Error(`dispatch seq ${dispatched.seq} after commit ${committed}`);
     if (dispatched.here < dispatched.seq || !dispatched.has) throw new Error(`dispatch resolved before the state held it: ${JSON.stringify(dispatched)}`);
   });
+
+  if (reactDist) {
+    await check("a React page built from the packed package shows and changes the state", async () => {
+      const site = await serveDir(reactDist);
+      try {
+        const page = await context.newPage();
+        page.on("pageerror", (e) => console.log(`page error: ${e}`));
+        const q = new URLSearchParams({ ws: wsUrl, login: "test2", password: "123456" });
+        await page.goto(`http://127.0.0.1:${site.port}/?${q}`);
+        await page.waitForFunction(() => /^\d+$/.test(document.getElementById("counter")?.textContent ?? ""), null, {
+          timeout: LIMIT,
+        });
+        const before = Number(await page.textContent("#counter"));
+        await page.click("#inc");
+        await page.waitForFunction((n) => document.getElementById("counter").textContent === String(n), before + 1, {
+          timeout: LIMIT,
+        });
+        // A change elsewhere in the state does not re-render the counter.
+        const renders = await page.evaluate(() => window.renders);
+        const seq = await page.evaluate(() => window.board.dispatch({ AddTodo: "not the counter" }));
+        await page.waitForFunction((s) => window.board.seq >= s, seq, { timeout: LIMIT });
+        const after = await page.evaluate(() => window.renders);
+        if (after !== renders) throw new Error(`re-rendered ${after - renders} times for a change it does not select`);
+      } finally {
+        site.server.close();
+      }
+    });
+  }
 
   for (const forge of [false, true]) {
     const what = forge ? "a forged signature" : "no challenge";
