@@ -9,10 +9,15 @@
 use crate::auth::Credentials;
 use crate::link::follow::Upstream;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
+#[cfg(feature = "quic")]
 use crate::transport::quic::{quic_connect, QuicOptions};
+#[cfg(feature = "tls")]
 use crate::transport::tcp_tls::{tcp_tls_connect, TcpTlsOptions};
-use crate::transport::tls::{ClientIdentity, TransportError, TransportErrorKind, Trust};
+#[cfg(feature = "tls")]
+use crate::transport::tls::{ClientIdentity, Trust};
 use crate::transport::unix;
+use crate::transport::{TransportError, TransportErrorKind};
+#[cfg(feature = "tls")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,14 +35,18 @@ pub struct ConnectConfig {
     pub(crate) ready_timeout: Option<Duration>,
 }
 
+// Built once per store; the TLS variants are the large ones.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Target {
     Unix(PathBuf),
+    #[cfg(feature = "quic")]
     Quic {
         addr: SocketAddr,
         name: String,
         trust: Trust,
         options: QuicOptions,
     },
+    #[cfg(feature = "tls")]
     TcpTls {
         addr: SocketAddr,
         name: String,
@@ -55,7 +64,8 @@ impl ConnectConfig {
     /// Connect over QUIC to `addr`, checking the server's certificate for
     /// `server_name` against `trust` (a CA, the system roots, or a pinned
     /// SHA-256 fingerprint). A refused certificate fails before any
-    /// credential is sent.
+    /// credential is sent. (Feature `quic`.)
+    #[cfg(feature = "quic")]
     pub fn quic(addr: SocketAddr, server_name: &str, trust: Trust) -> Self {
         Self::to(Target::Quic {
             addr,
@@ -67,7 +77,9 @@ impl ConnectConfig {
         })
     }
 
-    /// Connect over TCP + TLS, with the same rules as QUIC.
+    /// Connect over TCP + TLS, with the same rules as QUIC. (Feature
+    /// `tls`.)
+    #[cfg(feature = "tls")]
     pub fn tcp_tls(addr: SocketAddr, server_name: &str, trust: Trust) -> Self {
         Self::to(Target::TcpTls {
             addr,
@@ -78,8 +90,10 @@ impl ConnectConfig {
     }
 
     /// Present a client certificate (mutual TLS) on QUIC or TCP + TLS.
+    #[cfg(feature = "tls")]
     pub fn client_identity(mut self, identity: ClientIdentity) -> Self {
         match &mut self.target {
+            #[cfg(feature = "quic")]
             Target::Quic { options, .. } => {
                 *options = std::mem::take(options).client_identity(identity);
             }
@@ -157,9 +171,10 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
     let mut delay = cfg.first_retry;
     let (peer, heartbeat) = match &cfg.target {
         Target::Unix(p) => (format!("server {}", p.display()), None),
-        Target::Quic { addr, .. } | Target::TcpTls { addr, .. } => {
-            (format!("server {addr}"), Some(cfg.heartbeat))
-        }
+        #[cfg(feature = "quic")]
+        Target::Quic { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
+        #[cfg(feature = "tls")]
+        Target::TcpTls { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
     };
     loop {
         match open(&cfg.target).await {
@@ -226,6 +241,7 @@ enum Open {
 
 /// Opens a byte stream to the target.
 async fn open(target: &Target) -> Result<(BoxRead, BoxWrite), Open> {
+    #[allow(unused_variables)]
     let refused = |e: TransportError| {
         if e.is_retryable() {
             Open::Retry(e.to_string())
@@ -238,6 +254,7 @@ async fn open(target: &Target) -> Result<(BoxRead, BoxWrite), Open> {
             Ok((r, w)) => Ok((Box::new(r), Box::new(w))),
             Err(e) => Err(Open::Retry(e.to_string())),
         },
+        #[cfg(feature = "quic")]
         Target::Quic {
             addr,
             name,
@@ -247,6 +264,7 @@ async fn open(target: &Target) -> Result<(BoxRead, BoxWrite), Open> {
             Ok((r, w)) => Ok((Box::new(r), Box::new(w))),
             Err(e) => Err(refused(e)),
         },
+        #[cfg(feature = "tls")]
         Target::TcpTls {
             addr,
             name,

@@ -148,7 +148,7 @@ pub enum Error {
     /// A QUIC or TLS connection could not be opened, for a reason that will
     /// not go away by retrying (the server's certificate is refused).
     #[error(transparent)]
-    Transport(#[from] transport::tls::TransportError),
+    Transport(#[from] transport::TransportError),
     /// Saving the store failed; the backup task has stopped.
     #[error(transparent)]
     Backup(#[from] backup::BackupError),

@@ -22,10 +22,14 @@ use crate::link::serve::{serve, ServeOptions};
 use crate::options::Role;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
 use crate::transport::accept::{Accepting, Handle, Listen};
+#[cfg(feature = "quic")]
 use crate::transport::quic::{QuicOptions, QuicServer};
+#[cfg(feature = "tls")]
 use crate::transport::tcp_tls::{TcpTlsOptions, TcpTlsServer};
-use crate::transport::tls::{ClientAuth, ServerIdentity, TransportError};
+#[cfg(feature = "tls")]
+use crate::transport::tls::{ClientAuth, ServerIdentity};
 use crate::transport::unix::{self, BindError};
+use crate::transport::TransportError;
 use parking_lot::Mutex;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,13 +49,17 @@ pub struct ServeConfig {
     pub(crate) handshake_timeout: Option<Duration>,
 }
 
+// Built once per store; the TLS variants are the large ones.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Endpoint {
     Unix(PathBuf),
+    #[cfg(feature = "quic")]
     Quic {
         addr: SocketAddr,
         identity: ServerIdentity,
         options: QuicOptions,
     },
+    #[cfg(feature = "tls")]
     TcpTls {
         addr: SocketAddr,
         identity: ServerIdentity,
@@ -72,6 +80,9 @@ impl ServeConfig {
     /// inside TLS. Use [`ServerIdentity::load_or_generate`] for a
     /// self-signed certificate that survives restarts, and log its
     /// [`ServerIdentity::fingerprint`] for clients to pin.
+    ///
+    /// Feature `quic`.
+    #[cfg(feature = "quic")]
     pub fn quic(addr: SocketAddr, identity: ServerIdentity) -> Self {
         Self::at(Endpoint::Quic {
             addr,
@@ -82,6 +93,9 @@ impl ServeConfig {
 
     /// Serve over TCP + TLS (for networks that block UDP), with the same
     /// rules as QUIC.
+    ///
+    /// Feature `tls`.
+    #[cfg(feature = "tls")]
     pub fn tcp_tls(addr: SocketAddr, identity: ServerIdentity) -> Self {
         Self::at(Endpoint::TcpTls {
             addr,
@@ -112,8 +126,10 @@ impl ServeConfig {
 
     /// Require client certificates signed by this CA (mutual TLS), on QUIC
     /// and TCP + TLS; an alternative or an addition to logins.
+    #[cfg(feature = "tls")]
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         match &mut self.endpoint {
+            #[cfg(feature = "quic")]
             Endpoint::Quic { options, .. } => {
                 *options = std::mem::take(options).client_auth(auth);
             }
@@ -126,6 +142,7 @@ impl ServeConfig {
     }
 
     /// QUIC transport options (keep-alive, idle timeout, handshake limits).
+    #[cfg(feature = "quic")]
     pub fn quic_options(mut self, opts: QuicOptions) -> Self {
         if let Endpoint::Quic { options, .. } = &mut self.endpoint {
             *options = opts;
@@ -136,6 +153,7 @@ impl ServeConfig {
     /// TCP + TLS options (handshake timeout, handshakes at once). Replaces
     /// any [`client_auth`](Self::client_auth) set before: set that on
     /// `opts`, or after this.
+    #[cfg(feature = "tls")]
     pub fn tcp_tls_options(mut self, opts: TcpTlsOptions) -> Self {
         if let Endpoint::TcpTls { options, .. } = &mut self.endpoint {
             *options = opts;
@@ -280,6 +298,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
             let l = unix::bind(&path).await?;
             (Listener::Unix(l), Some(path), None, None)
         }
+        #[cfg(feature = "quic")]
         Endpoint::Quic {
             addr,
             identity,
@@ -291,6 +310,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
             tracing::info!(store = name, %addr, fingerprint = %fp, "serving over QUIC");
             (Listener::Quic(l), None, Some(addr), Some(cfg.heartbeat))
         }
+        #[cfg(feature = "tls")]
         Endpoint::TcpTls {
             addr,
             identity,
@@ -384,7 +404,9 @@ type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
 /// The listener of any transport; each only yields byte streams.
 enum Listener {
     Unix(unix::UnixServer),
+    #[cfg(feature = "quic")]
     Quic(QuicServer),
+    #[cfg(feature = "tls")]
     TcpTls(TcpTlsServer),
 }
 
@@ -398,7 +420,9 @@ impl Listen for Listener {
     /// Closes the listener and waits until its address is free.
     async fn release(self) {
         match self {
+            #[cfg(feature = "quic")]
             Listener::Quic(q) => q.shutdown().await,
+            #[cfg(feature = "tls")]
             Listener::TcpTls(t) => t.shutdown().await,
             Listener::Unix(u) => drop(u),
         }
@@ -408,6 +432,7 @@ impl Listen for Listener {
 type Accepted = (BoxRead, BoxWrite, String, PeerKey);
 
 /// A network connection, named and keyed by its remote address.
+#[cfg(feature = "tls")]
 fn remote<R, W, E>(conn: Result<(R, W, SocketAddr), E>) -> Result<Accepted, String>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -445,7 +470,9 @@ impl Listener {
                 )),
                 Err(e) => Err(e.to_string()),
             }),
+            #[cfg(feature = "quic")]
             Listener::Quic(l) => Some(remote(l.accept().await?)),
+            #[cfg(feature = "tls")]
             Listener::TcpTls(l) => Some(remote(l.accept().await?)),
         }
     }

@@ -75,6 +75,7 @@ impl Accepting {
     }
 
     /// Stops accepting and ends every task, without waiting.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub fn stop(&self) {
         self.token.cancel();
     }
