@@ -171,95 +171,23 @@ pub(crate) async fn start<S: Reducer>(
     shared: &Arc<Shared<S>>,
     cfg: BackupConfig,
 ) -> Result<Backup, BackupError> {
-    let ids = Ids::of::<S>();
-    // Files of the store's earlier versions are read too, then rewritten.
-    let older: Vec<Ids> = crate::history::readable::<S>()
-        .into_iter()
-        .skip(1)
-        .map(|(schema, store)| Ids { schema, store })
-        .collect();
-    let key = cfg.key.as_ref().map(|k| Key::with_params(k, cfg.kdf));
-    let (path, jpath, replace) = (cfg.path.clone(), cfg.journal_path(), cfg.replace_unreadable);
-    let journaled = cfg.journal;
     let epoch_now = shared.core.read().epoch;
-    let (files, loaded) = blocking(move || {
-        let mut file = BackupFile::open(&path, ids, key.clone())?.reading_older(older.clone());
-        let snap = match file.load() {
-            Ok(s) => s,
-            Err(e)
-                if replace && !matches!(e, BackupError::Locked { .. } | BackupError::Io { .. }) =>
-            {
-                tracing::warn!(error = %e, "moving an unreadable backup aside and starting empty");
-                let mut aside = path.clone().into_os_string();
-                aside.push(".unreadable");
-                std::fs::rename(&path, &aside).map_err(|source| BackupError::Io {
-                    path: path.clone(),
-                    op: "move aside",
-                    source,
-                })?;
-                drop(file);
-                file = BackupFile::open(&path, ids, key.clone())?;
-                None
-            }
-            Err(e) => return Err(with_difference::<S>(e, key.as_ref())),
-        };
-        let start = snap.as_ref().map_or(
-            Position {
-                epoch: epoch_now,
-                seq: 0,
-            },
-            |s| s.position,
-        );
-        let (journal, replay) = if journaled {
-            let (j, r) = Journal::open_lineage(&jpath, ids, &older, key, start)?;
-            (Some(j), Some(r))
-        } else {
-            (None, None)
-        };
-        Ok((Files { file, journal }, (snap, replay)))
-    })
-    .await?;
-
+    let (files, snap, replay) = {
+        let cfg = cfg.clone();
+        blocking(move || open_files::<S>(&cfg, epoch_now)).await?
+    };
     // Restore: the snapshot, then the journal's actions after it.
-    let (snap, replay) = loaded;
     let loaded_seq = restore(shared, &cfg.path, snap.as_ref(), replay.as_ref())?;
-    // Without a journal, actions acknowledged after the last save are gone,
-    // and followers may have seen them: a new epoch makes every follower
-    // resynchronise (and report the rollback) instead of silently running
-    // ahead. With a journal, nothing left this process before it was on
-    // disk (a torn last record was never synced, so never sent), so the
-    // history is whole and the epoch stays.
-    let renewed = loaded_seq.is_some() && !journaled;
-    if renewed {
-        shared.core.write().epoch = crate::core::new_epoch();
-    }
-    let old_format = snap.as_ref().is_some_and(|s| s.version < FORMAT_VERSION)
-        || replay.as_ref().is_some_and(|r| r.version < JOURNAL_VERSION);
-    // Written by an earlier version of the store: converted on the way in,
-    // rewritten in this version's schema now.
-    let migrated = snap.as_ref().is_some_and(|s| s.ids != ids)
-        || replay.as_ref().is_some_and(|r| r.ids != ids);
-    // Without a snapshot file, one is written now: a store that already
-    // held state when its backup started would otherwise wait for its next
-    // action, and with a journal the snapshot is what records the schema's
-    // description (so a build of another schema can say where it differs).
-    let unsaved = snap.is_none() && (journaled || shared.core.read().seq > 0);
     let files = Arc::new(PlMutex::new(files));
-    if renewed || old_format || migrated || unsaved {
-        // The files then hold the new epoch (and the current format and
-        // schema: a compaction after a snapshot of everything rewrites the
-        // journal). An earlier version's files are kept beside them until
-        // the rewrite has succeeded.
-        let kept = if migrated {
-            keep_beside(&[cfg.path.clone(), cfg.journal_path()])?
-        } else {
-            Vec::new()
-        };
-        write_snapshot(shared, &files, journaled).await?;
-        for k in kept {
-            let _ = std::fs::remove_file(k);
-        }
-    }
+    rewrite_if_needed(
+        shared,
+        &files,
+        &cfg,
+        loaded_seq,
+        snap.as_ref(),
+        replay.as_ref(),
+    )
+    .await?;
 
     let (pos, durable_now) = {
         let core = shared.core.read();
@@ -272,7 +200,7 @@ pub(crate) async fn start<S: Reducer>(
         )
     };
     let (tx, rx) = watch::channel(durable_now);
-    let task = if journaled {
+    let task = if cfg.journal {
         let wake = Arc::new(Notify::new());
         shared.start_journal(durable_now);
         shared.attach_link(&wake);
@@ -285,6 +213,110 @@ pub(crate) async fn start<S: Reducer>(
         durable: rx,
         loaded: loaded_seq,
     })
+}
+
+/// Locks and reads the snapshot file and (in journal mode) the journal,
+/// accepting files of the store's earlier versions. Blocking.
+fn open_files<S: Reducer>(
+    cfg: &BackupConfig,
+    epoch_now: u64,
+) -> Result<(Files, Option<Snapshot>, Option<Replay>), BackupError> {
+    let ids = Ids::of::<S>();
+    // Files of the store's earlier versions are read too, then rewritten.
+    let older: Vec<Ids> = crate::history::readable::<S>()
+        .into_iter()
+        .skip(1)
+        .map(|(schema, store)| Ids { schema, store })
+        .collect();
+    let key = cfg.key.as_ref().map(|k| Key::with_params(k, cfg.kdf));
+    let path = &cfg.path;
+    let mut file = BackupFile::open(path, ids, key.clone())?.reading_older(older.clone());
+    let snap = match file.load() {
+        Ok(s) => s,
+        Err(e)
+            if cfg.replace_unreadable
+                && !matches!(e, BackupError::Locked { .. } | BackupError::Io { .. }) =>
+        {
+            tracing::warn!(error = %e, "moving an unreadable backup aside and starting empty");
+            let mut aside = path.clone().into_os_string();
+            aside.push(".unreadable");
+            std::fs::rename(path, &aside).map_err(|source| BackupError::Io {
+                path: path.clone(),
+                op: "move aside",
+                source,
+            })?;
+            drop(file);
+            file = BackupFile::open(path, ids, key.clone())?;
+            None
+        }
+        Err(e) => return Err(with_difference::<S>(e, key.as_ref())),
+    };
+    let start = snap.as_ref().map_or(
+        Position {
+            epoch: epoch_now,
+            seq: 0,
+        },
+        |s| s.position,
+    );
+    let (journal, replay) = if cfg.journal {
+        let (j, r) = Journal::open_lineage(cfg.journal_path(), ids, &older, key, start)?;
+        (Some(j), Some(r))
+    } else {
+        (None, None)
+    };
+    Ok((Files { file, journal }, snap, replay))
+}
+
+/// After a restore: starts a new epoch if the history may have lost
+/// acknowledged actions, and rewrites the files when they are not this
+/// build's (older format, earlier version of the store, another epoch) or
+/// there is no snapshot file yet.
+async fn rewrite_if_needed<S: Reducer>(
+    shared: &Shared<S>,
+    files: &Arc<PlMutex<Files>>,
+    cfg: &BackupConfig,
+    loaded_seq: Option<u64>,
+    snap: Option<&Snapshot>,
+    replay: Option<&Replay>,
+) -> Result<(), BackupError> {
+    let ids = Ids::of::<S>();
+    // Without a journal, actions acknowledged after the last save are gone,
+    // and followers may have seen them: a new epoch makes every follower
+    // resynchronise (and report the rollback) instead of silently running
+    // ahead. With a journal, nothing left this process before it was on
+    // disk (a torn last record was never synced, so never sent), so the
+    // history is whole and the epoch stays.
+    let renewed = loaded_seq.is_some() && !cfg.journal;
+    if renewed {
+        shared.core.write().epoch = crate::core::new_epoch();
+    }
+    let old_format = snap.is_some_and(|s| s.version < FORMAT_VERSION)
+        || replay.is_some_and(|r| r.version < JOURNAL_VERSION);
+    // Written by an earlier version of the store: converted on the way in,
+    // rewritten in this version's schema now.
+    let migrated = snap.is_some_and(|s| s.ids != ids) || replay.is_some_and(|r| r.ids != ids);
+    // Without a snapshot file, one is written now: a store that already
+    // held state when its backup started would otherwise wait for its next
+    // action, and with a journal the snapshot is what records the schema's
+    // description (so a build of another schema can say where it differs).
+    let unsaved = snap.is_none() && (cfg.journal || shared.core.read().seq > 0);
+    if !(renewed || old_format || migrated || unsaved) {
+        return Ok(());
+    }
+    // The files then hold the new epoch (and the current format and schema:
+    // a compaction after a snapshot of everything rewrites the journal). An
+    // earlier version's files are kept beside them until the rewrite has
+    // succeeded.
+    let kept = if migrated {
+        keep_beside(&[cfg.path.clone(), cfg.journal_path()])?
+    } else {
+        Vec::new()
+    };
+    write_snapshot(shared, files, cfg.journal).await?;
+    for k in kept {
+        let _ = std::fs::remove_file(k);
+    }
+    Ok(())
 }
 
 /// Puts a loaded snapshot and the journal's actions after it into `shared`
