@@ -457,6 +457,30 @@ struct JoinRequest {
     older: Vec<crate::SchemaHash>,
 }
 
+/// How a joining follower's version of a store relates to this one's.
+enum Versions {
+    Same,
+    /// A later version that reads this one: followed along (a rolling
+    /// upgrade; its dispatches wait).
+    FollowerNewer,
+    /// An earlier version of this store: told to upgrade.
+    FollowerOlder,
+    /// Another schema altogether.
+    Unrelated,
+}
+
+fn versions(source: &dyn Source, req: &JoinRequest) -> Versions {
+    if source.schema() == req.schema {
+        Versions::Same
+    } else if req.older.contains(&source.schema()) {
+        Versions::FollowerNewer
+    } else if source.older_schemas().contains(&req.schema) {
+        Versions::FollowerOlder
+    } else {
+        Versions::Unrelated
+    }
+}
+
 fn finish_join(
     link: &Arc<LinkState>,
     req: JoinRequest,
@@ -475,39 +499,40 @@ fn finish_join(
             }),
         );
     };
-    // A follower of a later version that reads ours is followed along
-    // (a rolling upgrade); one of an earlier version is told to upgrade.
-    let newer = source.schema() != req.schema && req.older.contains(&source.schema());
-    if source.schema() != req.schema && !newer && source.older_schemas().contains(&req.schema) {
-        tracing::warn!(peer = %opts.peer, store = %req.name, "a peer runs an earlier version of the store; refused until it is upgraded");
-        return link.push(
-            &link.pre,
-            &Message::JoinRefused(JoinRefused {
-                channel: req.channel,
-                reason: JoinRefusal::Outdated,
-                schema: Some(source.schema()),
-                describe: "",
-            }),
-        );
-    }
-    if source.schema() != req.schema && !newer {
-        let ours = source.describe();
-        source.report(crate::Error::SchemaMismatch(SchemaMismatch::new(
-            source.name(),
-            &opts.peer,
-            (source.schema(), &ours),
-            (req.schema, &req.describe),
-        )));
-        return link.push(
-            &link.pre,
-            &Message::JoinRefused(JoinRefused {
-                channel: req.channel,
-                reason: JoinRefusal::SchemaMismatch,
-                schema: Some(source.schema()),
-                describe: &ours,
-            }),
-        );
-    }
+    let newer = match versions(source.as_ref(), &req) {
+        Versions::Same => false,
+        Versions::FollowerNewer => true,
+        Versions::FollowerOlder => {
+            tracing::warn!(peer = %opts.peer, store = %req.name, "a peer runs an earlier version of the store; refused until it is upgraded");
+            return link.push(
+                &link.pre,
+                &Message::JoinRefused(JoinRefused {
+                    channel: req.channel,
+                    reason: JoinRefusal::Outdated,
+                    schema: Some(source.schema()),
+                    describe: "",
+                }),
+            );
+        }
+        Versions::Unrelated => {
+            let ours = source.describe();
+            source.report(crate::Error::SchemaMismatch(SchemaMismatch::new(
+                source.name(),
+                &opts.peer,
+                (source.schema(), &ours),
+                (req.schema, &req.describe),
+            )));
+            return link.push(
+                &link.pre,
+                &Message::JoinRefused(JoinRefused {
+                    channel: req.channel,
+                    reason: JoinRefusal::SchemaMismatch,
+                    schema: Some(source.schema()),
+                    describe: &ours,
+                }),
+            );
+        }
+    };
     let sent = req
         .resume
         .filter(|pos| source.can_resume(*pos))
