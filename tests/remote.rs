@@ -569,3 +569,44 @@ async fn every_refusal_has_its_join_error() {
     .await
     .expect("hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_server_that_shuts_down_says_why() {
+    use redux_cluster::Event;
+    use std::sync::{Arc, Mutex};
+    let store = Scoped(Counter::start_master().expect("master"));
+    let id = identity();
+    let fp = id.fingerprint();
+    let server = store
+        .serve(config(Net::Tcp, any_port(), id))
+        .await
+        .expect("serve");
+    let addr = server.local_addr().expect("addr");
+    let causes = Arc::new(Mutex::new(Vec::new()));
+    let told = Arc::new(tokio::sync::Notify::new());
+    let (c, t) = (Arc::clone(&causes), Arc::clone(&told));
+    let client = Counter::builder()
+        .on_event(move |e| {
+            if let Event::Reconnecting { cause } = e {
+                c.lock().expect("lock").push(cause.clone());
+                t.notify_one();
+            }
+        })
+        .connect(ConnectConfig::tcp_tls(addr, "localhost", Trust::Fingerprint(fp)).relay(false))
+        .expect("client");
+    tokio::time::timeout(LIMIT, async {
+        client.ready().await.expect("ready");
+        server.shutdown().await;
+        loop {
+            if let Some(cause) = causes.lock().expect("lock").first() {
+                assert!(cause.contains("the server is shutting down"), "{cause}");
+                break;
+            }
+            told.notified().await;
+        }
+    })
+    .await
+    .expect("hang");
+    client.shutdown();
+}

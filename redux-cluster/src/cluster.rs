@@ -201,6 +201,7 @@ pub fn spawn_worker(mut cmd: std::process::Command) -> io::Result<Worker> {
         role: crate::Role::Master,
         heartbeat: None,
         handshake_timeout: None,
+        stop: None,
     };
     let link = tokio::spawn(serve(r, w, opts));
     Ok(Worker { id, child, link })

@@ -353,7 +353,13 @@ struct Links {
 }
 
 impl Handle<Result<Accepted, String>> for Links {
-    fn serve(&self, conn: Result<Accepted, String>) -> impl Future<Output = ()> + Send + 'static {
+    const GRACEFUL: bool = true;
+
+    fn serve(
+        &self,
+        conn: Result<Accepted, String>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let now = tokio::time::Instant::now();
         {
             let mut last = self.last_collect.lock();
@@ -373,6 +379,7 @@ impl Handle<Result<Accepted, String>> for Links {
                 role: Role::Server,
                 heartbeat: self.heartbeat,
                 handshake_timeout: self.handshake_timeout,
+                stop: Some(stop),
             };
             (r, w, opts)
         });

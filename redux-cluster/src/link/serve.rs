@@ -13,10 +13,11 @@ use crate::connection::{FrameReader, FrameWriter, LinkError};
 use crate::error::{FrameError, SchemaMismatch};
 use crate::options::Role;
 use crate::protocol::{
-    Ack, Channel, FrameCodec, Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Refuse,
-    RefuseReason, Welcome,
+    Ack, Channel, FrameCodec, Goodbye, Join, JoinRefusal, JoinRefused, Joined, Message, Nack,
+    Refuse, RefuseReason, Welcome,
 };
 use crate::registry;
+use crate::transport::accept::GRACE;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub(crate) struct ServeOptions {
     pub heartbeat: Option<Duration>,
     /// How long a peer may take to say hello and log in.
     pub handshake_timeout: Option<Duration>,
+    /// Cancelled when the server shuts down: the link says goodbye, ends
+    /// its stream (TLS close_notify, QUIC finish, FIN) and returns.
+    pub stop: Option<tokio_util::sync::CancellationToken>,
 }
 
 struct Chan {
@@ -74,6 +78,9 @@ struct LinkState {
     pre: Mutex<Vec<u8>>,
     /// Frames to send after them (acks).
     post: Mutex<Vec<u8>>,
+    /// Set when the server shuts down: the writer sends what is queued,
+    /// ends the stream and stops.
+    closing: std::sync::atomic::AtomicBool,
     codec: FrameCodec,
     peer: String,
 }
@@ -128,6 +135,7 @@ where
         chans: Mutex::new(Vec::new()),
         pre: Mutex::new(Vec::new()),
         post: Mutex::new(Vec::new()),
+        closing: std::sync::atomic::AtomicBool::new(false),
         codec: opts.codec,
         peer: opts.peer.clone(),
     });
@@ -145,15 +153,40 @@ where
     let result = match admitted {
         Ok(read_only) => {
             reader.admitted(opts.codec);
-            let writer = AbortOnDrop(tokio::spawn(write_loop(
+            let mut writer = AbortOnDrop(tokio::spawn(write_loop(
                 Arc::clone(&link),
                 writer,
                 opts.heartbeat,
             )));
-            let res = read_loop(&link, &mut reader, &opts, read_only).await;
+            let stopping = async {
+                match &opts.stop {
+                    Some(stop) => stop.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (res, writer_done) = tokio::select! {
+                res = read_loop(&link, &mut reader, &opts, read_only) => (res, false),
+                () = stopping => {
+                    // The server shuts down: a goodbye, then the end of the
+                    // stream, so the peer knows why and sees a clean close.
+                    let _ = link.push(
+                        &link.post,
+                        &Message::Goodbye(Goodbye {
+                            reason: "the server is shutting down",
+                        }),
+                    );
+                    link.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+                    link.wake.notify_one();
+                    let done = tokio::time::timeout(GRACE, &mut writer.0).await.is_ok();
+                    (Ok(()), done)
+                }
+            };
             // Stopped before the stores are detached below, so nothing
-            // reads a store for this link after it is gone.
-            writer.stop().await;
+            // reads a store for this link after it is gone. (A writer that
+            // already ended must not be awaited again.)
+            if !writer_done {
+                writer.stop().await;
+            }
             res
         }
         Err(e) => Err(e),
@@ -599,11 +632,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             }
             buf.append(&mut link.post.lock());
-            if buf.is_empty() {
+            let closing = link.closing.load(std::sync::atomic::Ordering::SeqCst);
+            if buf.is_empty() && !closing {
                 break;
             }
             if writer.write_all(&buf).await.is_err() {
                 // The reader side sees the same failure and ends the link.
+                return;
+            }
+            if closing {
+                let _ = writer.shutdown().await;
                 return;
             }
             if buf.capacity() > 4 << 20 {

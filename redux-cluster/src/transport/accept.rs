@@ -18,6 +18,9 @@ use tokio_util::task::TaskTracker;
 /// just closed.
 const MAX_TURNING_AWAY: usize = 64;
 
+/// How long a graceful connection has to end after a shutdown began.
+pub(crate) const GRACE: Duration = Duration::from_secs(1);
+
 /// Pause after a failed `accept(2)` (out of descriptors, say), so the loop
 /// waits for a descriptor to be freed rather than spinning.
 pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -40,8 +43,14 @@ pub(crate) trait Listen: Send + 'static {
 
 /// What happens to each connection.
 pub(crate) trait Handle<C>: Send + Sync + 'static {
-    /// Serves one connection until it ends.
-    fn serve(&self, conn: C) -> impl Future<Output = ()> + Send + 'static;
+    /// Serves one connection until it ends. `stop` is cancelled when the
+    /// server shuts down: a [`GRACEFUL`](Self::GRACEFUL) handle then ends
+    /// on its own (saying goodbye) within [`GRACE`]; any other is dropped
+    /// at once.
+    fn serve(&self, conn: C, stop: CancellationToken) -> impl Future<Output = ()> + Send + 'static;
+    /// Whether [`serve`](Self::serve) ends on its own when `stop` is
+    /// cancelled.
+    const GRACEFUL: bool = false;
     /// Turns away a connection over the limit, saying why if the protocol
     /// can (time-limited by the implementation). By default it is closed.
     fn turn_away(&self, conn: C) -> impl Future<Output = ()> + Send + 'static {
@@ -110,7 +119,12 @@ where
             }
             continue;
         }
-        served.spawn(until(token.clone(), handle.serve(conn)));
+        let serving = handle.serve(conn, token.clone());
+        if H::GRACEFUL {
+            served.spawn(graceful(token.clone(), serving));
+        } else {
+            served.spawn(until(token.clone(), serving));
+        }
     }
     token.cancel();
     served.close();
@@ -118,6 +132,17 @@ where
     served.wait().await;
     turned_away.wait().await;
     listener.release().await;
+}
+
+/// Runs `fut` until it ends; once `token` is cancelled, for at most
+/// [`GRACE`] more (then drops it).
+async fn graceful(token: CancellationToken, fut: impl Future<Output = ()>) {
+    tokio::pin!(fut);
+    tokio::select! {
+        () = &mut fut => return,
+        () = token.cancelled() => {}
+    }
+    let _ = tokio::time::timeout(GRACE, fut).await;
 }
 
 /// Runs `fut` until it ends or `token` is cancelled (then drops it).
@@ -176,7 +201,7 @@ mod tests {
     }
 
     impl Handle<u32> for Counting {
-        fn serve(&self, _: u32) -> impl Future<Output = ()> + Send + 'static {
+        fn serve(&self, _: u32, _: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
             let me = self.clone();
             async move {
                 let _guard = OnDrop(Arc::clone(&me.dropped));

@@ -348,6 +348,7 @@ impl Handle<quinn::Incoming> for Handshakes {
     fn serve(
         &self,
         incoming: quinn::Incoming,
+        _stop: tokio_util::sync::CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (tx, timeout, linger) = (self.tx.clone(), self.timeout, self.linger);
         async move {

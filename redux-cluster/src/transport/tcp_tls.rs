@@ -179,6 +179,7 @@ impl Handle<(TcpStream, SocketAddr)> for Handshakes {
     fn serve(
         &self,
         (tcp, remote): (TcpStream, SocketAddr),
+        _stop: tokio_util::sync::CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (acceptor, tx, timeout) = (self.acceptor.clone(), self.tx.clone(), self.timeout);
         async move {

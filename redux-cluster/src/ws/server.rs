@@ -119,6 +119,7 @@ impl<S: Reducer> Handle<(TcpStream, SocketAddr)> for Browsers<S> {
     fn serve(
         &self,
         (tcp, remote): (TcpStream, SocketAddr),
+        _stop: tokio_util::sync::CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
         let now = Instant::now();
         {
