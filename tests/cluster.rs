@@ -828,3 +828,39 @@ async fn commit_within_gives_up_in_time_and_the_action_still_lands_once() {
     .await
     .expect("hang");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_client_streams_the_actions_its_master_applies() {
+    use redux_cluster::client::ConnectConfig;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = sock(&dir);
+    let master = Scoped(Counter::start_master().expect("master"));
+    let _server = master.serve(ServeConfig::unix(&path)).await.expect("serve");
+    let client = Scoped(Counter::connect(ConnectConfig::unix(&path).relay(false)).expect("client"));
+    tokio::time::timeout(LIMIT, async {
+        client.ready().await.expect("ready");
+        let mut actions = client.actions();
+        master.dispatch(CounterAction::Inc(1)).expect("dispatch");
+        client
+            .commit(CounterAction::Add(2, 5))
+            .await
+            .expect("commit");
+        master.dispatch(CounterAction::Inc(3)).expect("dispatch");
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let (seq, a) = actions.next().await.expect("open").expect("nothing missed");
+            seen.push((seq, format!("{a:?}")));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (1, "Inc(1)".to_string()),
+                (2, "Add(2, 5)".to_string()),
+                (3, "Inc(3)".to_string())
+            ]
+        );
+    })
+    .await
+    .expect("hang");
+}
