@@ -191,6 +191,19 @@ where
         }
         Err(e) => Err(e),
     };
+    // On a local link (a pipe or a Unix socket: no heartbeat) a reset is a
+    // close too: the kernel resets instead of ending the stream when the
+    // peer's process went away with bytes it had not read yet, which a
+    // normal exit does as often as a crash. Both read as a closed link, as
+    // the end of the stream always did.
+    let result = match result {
+        Err(LinkError::Io(e))
+            if opts.heartbeat.is_none() && e.kind() == std::io::ErrorKind::ConnectionReset =>
+        {
+            Ok(())
+        }
+        other => other,
+    };
     let chans = std::mem::take(&mut *link.chans.lock());
     let reason = match &result {
         Ok(()) => "closed the link".to_string(),
