@@ -8,23 +8,19 @@ use crate::admission::server::{self, Admission, Step};
 use crate::admission::{Access, PeerKey};
 use crate::auth::{Credentials, Logins};
 use crate::backup::{format, journal, Ids};
-use crate::ban::{BanPolicy, Bans};
+use crate::ban::BanPolicy;
 use crate::codec;
 use crate::log::Mark;
 use crate::protocol::{FrameCodec, Hello, Message, Proof, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
 use crate::reducer::Reducer;
 use crate::session::{Saved, Sessions};
-use parking_lot::Mutex;
 use std::sync::OnceLock;
 use tokio::time::Instant;
 
 /// One server's logins, made once (a login's keys take PBKDF2 to make).
 fn access() -> &'static Access {
     static ACCESS: OnceLock<Access> = OnceLock::new();
-    ACCESS.get_or_init(|| Access {
-        logins: Logins::new().add("ann", "pw"),
-        bans: Mutex::new(Bans::new(BanPolicy::default())),
-    })
+    ACCESS.get_or_init(|| Access::new(Logins::new().add("ann", "pw"), BanPolicy::default()))
 }
 
 /// The frames at the front of `data`, as a peer would send them before a

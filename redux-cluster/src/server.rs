@@ -17,7 +17,7 @@
 
 use crate::admission::{Access, PeerKey};
 use crate::auth::Logins;
-use crate::ban::{BanPolicy, Bans};
+use crate::ban::BanPolicy;
 use crate::link::serve::{serve, ServeOptions};
 use crate::options::Role;
 use crate::protocol::{FrameCodec, DEFAULT_MAX_FRAME};
@@ -30,7 +30,6 @@ use crate::transport::tcp_tls::{TcpTlsOptions, TcpTlsServer};
 use crate::transport::tls::{ClientAuth, ServerIdentity};
 use crate::transport::unix::{self, BindError};
 use crate::transport::TransportError;
-use parking_lot::Mutex;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -286,10 +285,7 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
             "serving with no logins: every client is admitted"
         );
     }
-    let access = Arc::new(Access {
-        logins: cfg.logins,
-        bans: Mutex::new(Bans::new(cfg.bans)),
-    });
+    let access = Arc::new(Access::new(cfg.logins, cfg.bans));
     let keep_access = Arc::clone(&access);
     let stores: Arc<[&'static str]> = Arc::from(vec![name]);
     let codec = FrameCodec::new(cfg.max_frame);
@@ -330,7 +326,6 @@ pub(crate) async fn start(name: &'static str, cfg: ServeConfig) -> Result<Server
         heartbeat,
         handshake_timeout: cfg.handshake_timeout,
         max_clients: cfg.max_clients,
-        last_collect: Mutex::new(tokio::time::Instant::now()),
     };
     Ok(Server {
         accepting: Accepting::start(listener, links, cfg.max_clients),
@@ -348,8 +343,6 @@ struct Links {
     heartbeat: Option<Duration>,
     handshake_timeout: Option<Duration>,
     max_clients: usize,
-    /// When expired bans were last dropped.
-    last_collect: Mutex<tokio::time::Instant>,
 }
 
 impl Handle<Result<Accepted, String>> for Links {
@@ -360,14 +353,7 @@ impl Handle<Result<Accepted, String>> for Links {
         conn: Result<Accepted, String>,
         stop: tokio_util::sync::CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let now = tokio::time::Instant::now();
-        {
-            let mut last = self.last_collect.lock();
-            if now - *last > Duration::from_secs(60) {
-                self.access.bans.lock().collect(now);
-                *last = now;
-            }
-        }
+        self.access.collect_expired(tokio::time::Instant::now());
         let opts = conn.map(|(r, w, peer, peer_key)| {
             let opts = ServeOptions {
                 peer,

@@ -108,16 +108,12 @@ mod tests {
     use crate::admission::server::{self, Admission, Step};
     use crate::admission::{Access, PeerKey};
     use crate::auth::Logins;
-    use crate::ban::{BanPolicy, Bans};
+    use crate::ban::BanPolicy;
     use crate::protocol::{Proof, Refuse, Welcome};
-    use parking_lot::Mutex;
     use tokio::time::Instant;
 
     fn access() -> Access {
-        Access {
-            logins: Logins::new().add("ann", "pw"),
-            bans: Mutex::new(Bans::new(BanPolicy::default())),
-        }
+        Access::new(Logins::new().add("ann", "pw"), BanPolicy::default())
     }
 
     /// Plays a client against a server admission, both sides without I/O.

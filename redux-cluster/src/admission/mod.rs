@@ -15,13 +15,35 @@ pub(crate) mod client;
 pub(crate) mod server;
 
 use crate::auth::Logins;
-use crate::ban::{BanKey, Bans};
+use crate::ban::{BanKey, BanPolicy, Bans};
 use parking_lot::Mutex;
 
 /// Logins and the ban list of one server.
 pub(crate) struct Access {
     pub logins: Logins,
     pub bans: Mutex<Bans<PeerKey>>,
+    /// When expired bans were last dropped.
+    last_collect: Mutex<tokio::time::Instant>,
+}
+
+impl Access {
+    pub fn new(logins: Logins, policy: BanPolicy) -> Self {
+        Self {
+            logins,
+            bans: Mutex::new(Bans::new(policy)),
+            last_collect: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Drops expired bans, at most once a minute: a server calls it for
+    /// each new connection.
+    pub fn collect_expired(&self, now: tokio::time::Instant) {
+        let mut last = self.last_collect.lock();
+        if now - *last > std::time::Duration::from_secs(60) {
+            self.bans.lock().collect(now);
+            *last = now;
+        }
+    }
 }
 
 /// Who a peer is, for bans: a Unix socket peer by its user id, a network

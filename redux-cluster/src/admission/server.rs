@@ -52,6 +52,24 @@ pub(crate) struct FailedLogin {
     pub banned_for: Option<u64>,
 }
 
+impl FailedLogin {
+    /// The events a failed login of `peer` makes: the failure, then the
+    /// ban it started, if any.
+    pub fn events(&self, peer: &str) -> Vec<crate::Event> {
+        let mut out = vec![crate::Event::LoginFailed {
+            peer: peer.to_owned(),
+            login: self.login.clone(),
+        }];
+        if let Some(seconds) = self.banned_for {
+            out.push(crate::Event::Banned {
+                peer: peer.to_owned(),
+                seconds,
+            });
+        }
+        out
+    }
+}
+
 /// An admitted peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Welcome {
@@ -216,18 +234,17 @@ fn refuse(reason: Reason, detail: String) -> Step {
 mod tests {
     use super::*;
     use crate::auth::{Credentials, Logins};
-    use crate::ban::{BanPolicy, Bans};
-    use parking_lot::Mutex;
+    use crate::ban::BanPolicy;
     use std::time::Duration;
 
     fn access() -> Access {
-        Access {
-            logins: Logins::new().add("ann", "pw").add_read_only("bob", "pw2"),
-            bans: Mutex::new(Bans::new(BanPolicy {
+        Access::new(
+            Logins::new().add("ann", "pw").add_read_only("bob", "pw2"),
+            BanPolicy {
                 max_failures: 2,
                 ..BanPolicy::default()
-            })),
-        }
+            },
+        )
     }
 
     fn hello(login: Option<&str>, nonce: [u8; 32]) -> Hello<'_> {
@@ -360,10 +377,7 @@ mod tests {
 
     #[test]
     fn open_servers_and_workers_are_welcomed_without_a_signature() {
-        let open = Access {
-            logins: Logins::new(),
-            bans: Mutex::new(Bans::new(BanPolicy::default())),
-        };
+        let open = Access::new(Logins::new(), BanPolicy::default());
         let now = Instant::now();
         for access in [Some(&open), None] {
             let mut adm = Admission::new(access, PeerKey::Worker);

@@ -107,6 +107,23 @@ impl LinkState {
             .map_or(0, |c| c.session)
     }
 
+    /// Queues the refusal of a join on `channel`.
+    fn refuse_join(
+        &self,
+        channel: Channel,
+        reason: JoinRefusal,
+        schema: Option<crate::SchemaHash>,
+        describe: &str,
+    ) -> Result<(), LinkError> {
+        let msg = Message::JoinRefused(JoinRefused {
+            channel,
+            reason,
+            schema,
+            describe,
+        });
+        self.push(&self.pre, &msg)
+    }
+
     fn is_newer(&self, channel: Channel) -> bool {
         self.chans
             .lock()
@@ -301,18 +318,10 @@ async fn refuse<W: AsyncWrite + Unpin, T>(
 ) -> Result<T, LinkError> {
     if let Some(failed) = &refusal.failed {
         tracing::warn!(peer = %opts.peer, login = %failed.login, "failed login");
+        let events = failed.events(&opts.peer);
         for name in opts.stores.iter().flat_map(|s| s.iter()) {
             if let Some(s) = registry::get(name) {
-                s.event(crate::Event::LoginFailed {
-                    peer: opts.peer.clone(),
-                    login: failed.login.clone(),
-                });
-                if let Some(seconds) = failed.banned_for {
-                    s.event(crate::Event::Banned {
-                        peer: opts.peer.clone(),
-                        seconds,
-                    });
-                }
+                events.iter().for_each(|ev| s.event(ev.clone()));
             }
         }
     }
@@ -450,15 +459,7 @@ fn join(link: &Arc<LinkState>, j: &Join<'_>, opts: &ServeOptions) -> Result<(), 
         .iter()
         .any(|c| c.feed.channel == j.channel)
     {
-        return link.push(
-            &link.pre,
-            &Message::JoinRefused(JoinRefused {
-                channel: j.channel,
-                reason: JoinRefusal::Duplicate,
-                schema: None,
-                describe: "",
-            }),
-        );
+        return link.refuse_join(j.channel, JoinRefusal::Duplicate, None, "");
     }
     let req = JoinRequest {
         channel: j.channel,
@@ -535,29 +536,18 @@ fn finish_join(
 ) -> Result<(), LinkError> {
     let Some(source) = source else {
         tracing::warn!(peer = %opts.peer, store = %req.name, "a peer asked for a store this process does not have");
-        return link.push(
-            &link.pre,
-            &Message::JoinRefused(JoinRefused {
-                channel: req.channel,
-                reason: JoinRefusal::UnknownStore,
-                schema: None,
-                describe: "",
-            }),
-        );
+        return link.refuse_join(req.channel, JoinRefusal::UnknownStore, None, "");
     };
     let newer = match versions(source.as_ref(), &req) {
         Versions::Same => false,
         Versions::FollowerNewer => true,
         Versions::FollowerOlder => {
             tracing::warn!(peer = %opts.peer, store = %req.name, "a peer runs an earlier version of the store; refused until it is upgraded");
-            return link.push(
-                &link.pre,
-                &Message::JoinRefused(JoinRefused {
-                    channel: req.channel,
-                    reason: JoinRefusal::Outdated,
-                    schema: Some(source.schema()),
-                    describe: "",
-                }),
+            return link.refuse_join(
+                req.channel,
+                JoinRefusal::Outdated,
+                Some(source.schema()),
+                "",
             );
         }
         Versions::Unrelated => {
@@ -568,14 +558,11 @@ fn finish_join(
                 (source.schema(), &ours),
                 (req.schema, &req.describe),
             )));
-            return link.push(
-                &link.pre,
-                &Message::JoinRefused(JoinRefused {
-                    channel: req.channel,
-                    reason: JoinRefusal::SchemaMismatch,
-                    schema: Some(source.schema()),
-                    describe: &ours,
-                }),
+            return link.refuse_join(
+                req.channel,
+                JoinRefusal::SchemaMismatch,
+                Some(source.schema()),
+                &ours,
             );
         }
     };

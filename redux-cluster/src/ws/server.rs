@@ -5,7 +5,6 @@ use super::patch::{self, History};
 use super::session::{self, Access, Feed, Limits};
 use super::{WsConfig, WsError};
 use crate::admission::PeerKey;
-use crate::ban::Bans;
 use crate::link::AbortOnDrop;
 use crate::protocol::HANDSHAKE_MAX_FRAME;
 use crate::reducer::Reducer;
@@ -75,10 +74,7 @@ pub(crate) async fn start<S: Reducer>(
         store,
         history,
         rx,
-        access: Arc::new(Access {
-            logins: cfg.logins,
-            bans: Mutex::new(Bans::new(cfg.bans)),
-        }),
+        access: Arc::new(Access::new(cfg.logins, cfg.bans)),
         limits: Limits {
             max_inflight: cfg.max_inflight,
             heartbeat: cfg.heartbeat,
@@ -94,7 +90,6 @@ pub(crate) async fn start<S: Reducer>(
             handshake_timeout: cfg.handshake_timeout,
         }),
         max_clients: cfg.max_clients,
-        last_collect: Mutex::new(Instant::now()),
         _watcher: watcher,
     };
     Ok((Accepting::start(listener, browsers, cfg.max_clients), addr))
@@ -109,8 +104,6 @@ struct Browsers<S: Reducer> {
     limits: Limits,
     upgrade: Arc<Accept>,
     max_clients: usize,
-    /// When expired bans were last dropped.
-    last_collect: Mutex<Instant>,
     /// Publishes the state; stops with the accept loop.
     _watcher: AbortOnDrop,
 }
@@ -121,14 +114,7 @@ impl<S: Reducer> Handle<(TcpStream, SocketAddr)> for Browsers<S> {
         (tcp, remote): (TcpStream, SocketAddr),
         _stop: tokio_util::sync::CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let now = Instant::now();
-        {
-            let mut last = self.last_collect.lock();
-            if now - *last > Duration::from_secs(60) {
-                self.access.bans.lock().collect(now);
-                *last = now;
-            }
-        }
+        self.access.collect_expired(Instant::now());
         let feed = Feed {
             history: Arc::clone(&self.history),
             rx: self.rx.clone(),

@@ -246,15 +246,8 @@ async fn login<S: Reducer>(
             Step::Refuse(r) => {
                 if let Some(failed) = &r.failed {
                     tracing::warn!(peer = %peer.name, login = %failed.login, "failed login from a browser");
-                    store.shared.event(crate::Event::LoginFailed {
-                        peer: peer.name.clone(),
-                        login: failed.login.clone(),
-                    });
-                    if let Some(seconds) = failed.banned_for {
-                        store.shared.event(crate::Event::Banned {
-                            peer: peer.name.clone(),
-                            seconds,
-                        });
+                    for ev in failed.events(&peer.name) {
+                        store.shared.event(ev);
                     }
                 }
                 let reason = match r.reason {
