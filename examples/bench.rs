@@ -19,6 +19,13 @@
 //! `--scenario journal --k K`: one process in journal mode; prints durable
 //! actions per second (the clock stops when action K is on disk).
 //!
+//! `--transport nats --nats URLS` (comma-separated, a running JetStream
+//! cluster with a fresh stream; `bench/hubs` starts one per run): every
+//! peer is a hub of the store (see `redux_cluster::hub`), and so is this
+//! coordinator, which only dispatches the start and watches; the report
+//! store stays on a Unix socket. The line adds the log messages published
+//! per second and the actions per message.
+//!
 //! `--scenario reads --n N --keys K`: one process; N reads of the local
 //! state through a guard (what a follower's reader does instead of a
 //! network round trip), each timed; prints reads per second and p50/p99.
@@ -45,6 +52,7 @@ struct Args {
     scenario: String,
     w: u64,
     journal: bool,
+    nats: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -60,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         scenario: "sync".into(),
         w: 1,
         journal: false,
+        nats: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,14 +85,21 @@ fn parse_args() -> Result<Args, String> {
             "--idle" => a.idle = val()?.parse().map_err(|e| format!("--idle: {e}"))?,
             "--w" => a.w = val()?.parse().map_err(|e| format!("--w: {e}"))?,
             "--journal" => a.journal = true,
+            "--nats" => a.nats = val()?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if !matches!(a.transport.as_str(), "pipe" | "unix" | "quic" | "tcp-tls") {
+    if !matches!(
+        a.transport.as_str(),
+        "pipe" | "unix" | "quic" | "tcp-tls" | "nats"
+    ) {
         return Err(format!(
-            "unknown transport {} (pipe, unix, quic, tcp-tls)",
+            "unknown transport {} (pipe, unix, quic, tcp-tls, nats)",
             a.transport
         ));
+    }
+    if a.transport == "nats" && a.nats.is_empty() {
+        return Err("--transport nats needs --nats URLS".into());
     }
     if !matches!(
         a.dispatcher.as_str(),
@@ -130,7 +146,7 @@ const SOCK_ENV: &str = "BENCH_TARGET";
 fn peer_config(spec: &str, report: bool) -> Result<ConnectConfig, Box<dyn std::error::Error>> {
     let parts: Vec<&str> = spec.split(' ').collect();
     match parts.as_slice() {
-        ["unix", dir] => {
+        ["unix", dir] | ["nats", dir, _] => {
             let name = if report { "report.sock" } else { "bench.sock" };
             Ok(ConnectConfig::unix(std::path::Path::new(dir).join(name)))
         }
@@ -200,7 +216,13 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Mode::default()
     };
-    let store = Bench::builder().mode(mode).start()?;
+    let store = if a.transport == "nats" {
+        let s = Bench::builder().mode(mode).hub(hub_config(&a.nats))?;
+        s.ready().await?;
+        s
+    } else {
+        Bench::builder().mode(mode).start()?
+    };
     let report = BenchReport::start_master()?;
     if a.keys > 0 {
         store.dispatch(BenchAction::Fill(a.keys))?;
@@ -217,6 +239,13 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut servers = Vec::new();
     if a.transport == "pipe" {
         workers = cluster::fork(a.peers as usize)?;
+    } else if a.transport == "nats" {
+        servers.push(
+            report
+                .serve(ServeConfig::unix(dir.join("report.sock")))
+                .await?,
+        );
+        peers = Peers::spawn(a.peers, &format!("nats {} {}", dir.display(), a.nats))?;
     } else if a.transport == "unix" {
         std::fs::create_dir_all(&dir)?;
         servers.push(
@@ -273,10 +302,17 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let all_exact = exact(&a, &store.get_state()) && r.done.iter().all(|w| w.exact);
     let peer_rss = r.done.iter().map(|w| w.rss_mib).fold(0.0, f64::max);
     let lat = r.done.iter().find_map(|w| w.latency_us);
+    // Hubs: messages published to the log, and actions per message.
+    let (msgs, acts) = r
+        .done
+        .iter()
+        .filter_map(|w| w.published)
+        .chain(store.hub_published())
+        .fold((0, 0), |(m, n), (a, b)| (m + a, n + b));
     let actions_per_s = total as f64 / elapsed.as_secs_f64();
     let fmt = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.1}"));
     println!(
-        "{{\"system\":\"rust\",\"transport\":\"{}\",\"mode\":\"{}\",\"dispatcher\":\"{}\",\"w\":{},\"journal\":{},\"peers\":{},\"k\":{},\"keys\":{},\"actions_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"coord_rss_mib\":{:.1},\"peer_rss_mib\":{:.1},\"exact\":{}}}",
+        "{{\"system\":\"rust\",\"transport\":\"{}\",\"mode\":\"{}\",\"dispatcher\":\"{}\",\"w\":{},\"journal\":{},\"peers\":{},\"k\":{},\"keys\":{},\"actions_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"coord_rss_mib\":{:.1},\"peer_rss_mib\":{:.1},\"log_messages_per_s\":{:.0},\"actions_per_message\":{:.1},\"exact\":{}}}",
         a.transport,
         a.mode,
         a.dispatcher,
@@ -291,6 +327,8 @@ async fn master(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         fmt(lat.map(|l| l.2)),
         peak_rss_mib(),
         peer_rss,
+        msgs as f64 / elapsed.as_secs_f64(),
+        if msgs == 0 { 0.0 } else { acts as f64 / msgs as f64 },
         all_exact
     );
     for w in &mut workers {
@@ -378,7 +416,10 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(spec) => {
             let spec = spec.to_string_lossy().into_owned();
             let id: u32 = std::env::var(PEER_ENV)?.parse()?;
-            let store = Bench::connect(peer_config(&spec, false)?)?;
+            let store = match spec.split(' ').collect::<Vec<_>>().as_slice() {
+                ["nats", _, urls] => Bench::builder().hub(hub_config(urls))?,
+                _ => Bench::connect(peer_config(&spec, false)?)?,
+            };
             let report = BenchReport::connect(peer_config(&spec, true)?)?;
             // This peer's share of the idle connections.
             let share = a.idle / a.peers + u32::from(id <= a.idle % a.peers);
@@ -437,6 +478,7 @@ async fn worker(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             rss_mib: peak_rss_mib(),
             exact: ok,
             latency_us: latency,
+            published: store.hub_published(),
         }))
         .await?;
     Ok(())
@@ -469,6 +511,11 @@ async fn commits(
         all.extend(r??);
     }
     Ok(all)
+}
+
+/// A hub of the bench store on the NATS servers `urls` (comma-separated).
+fn hub_config(urls: &str) -> redux_cluster::hub::HubConfig {
+    redux_cluster::hub::HubConfig::new(urls.split(','))
 }
 
 /// p50, p99 and max of `samples`, in microseconds.

@@ -97,6 +97,8 @@ pub struct WorkerReport {
     pub exact: bool,
     /// Round-trip latencies in µs (latency runs): p50, p99, max.
     pub latency_us: Option<(f64, f64, f64)>,
+    /// On a hub: log messages it published, and the actions in them.
+    pub published: Option<(u64, u64)>,
 }
 
 /// Actions on [`BenchReport`].

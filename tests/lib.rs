@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: test stores and worker
 //! processes.
 
+pub mod nats_cluster;
+
 use redux_cluster::transport::tls::{ClientIdentity, PemSource, ServerIdentity, Trust};
 use redux_cluster::{reducer, ClusterStore};
 use serde::{Deserialize, Serialize};
@@ -168,6 +170,9 @@ impl Proc {
             .arg(first)
             .args(args)
             .stdout(std::process::Stdio::piped())
+            // Held open while the Proc lives: a helper may run until its
+            // stdin closes.
+            .stdin(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn a test process");

@@ -26,6 +26,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Where and how to connect.
 pub struct ConnectConfig {
     pub(crate) target: Target,
+    /// Further servers, tried in turn after `target` (see
+    /// [`ConnectConfig::or`]).
+    pub(crate) others: Vec<Target>,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) first_retry: Duration,
     pub(crate) max_retry: Duration,
@@ -116,6 +119,7 @@ impl ConnectConfig {
     fn to(target: Target) -> Self {
         Self {
             target,
+            others: Vec::new(),
             credentials: None,
             first_retry: Duration::from_millis(10),
             max_retry: Duration::from_secs(2),
@@ -157,6 +161,21 @@ impl ConnectConfig {
         self
     }
 
+    /// Another server of the same store to fail over to: the hubs of one
+    /// store (see [`crate::hub`]) or the same server at another address.
+    /// The client tries its servers in turn, moving to the next one when a
+    /// connection fails or a link is lost, and backs off after a full round
+    /// without a join. All hubs of a store number actions alike, so a
+    /// client that moves resumes from its position, and its queued and
+    /// in-flight dispatches are delivered exactly once. Only `other`'s
+    /// endpoint (with its TLS options) is taken; the login, backoff and the
+    /// other settings are `self`'s.
+    pub fn or(mut self, other: ConnectConfig) -> Self {
+        self.others.push(other.target);
+        self.others.extend(other.others);
+        self
+    }
+
     /// Largest frame accepted from the server (default 64 MiB).
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
@@ -169,15 +188,19 @@ impl ConnectConfig {
 pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate::Error)) {
     let codec = FrameCodec::new(cfg.max_frame);
     let mut delay = cfg.first_retry;
-    let (peer, heartbeat) = match &cfg.target {
-        Target::Unix(p) => (format!("server {}", p.display()), None),
-        #[cfg(feature = "quic")]
-        Target::Quic { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
-        #[cfg(feature = "tls")]
-        Target::TcpTls { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
-    };
+    let targets: Vec<&Target> = std::iter::once(&cfg.target).chain(&cfg.others).collect();
+    let mut next = 0;
     loop {
-        match open(&cfg.target).await {
+        let target = targets[next];
+        next = (next + 1) % targets.len();
+        let (peer, heartbeat) = match target {
+            Target::Unix(p) => (format!("server {}", p.display()), None),
+            #[cfg(feature = "quic")]
+            Target::Quic { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
+            #[cfg(feature = "tls")]
+            Target::TcpTls { addr, .. } => (format!("server {addr}"), Some(cfg.heartbeat)),
+        };
+        match open(target).await {
             Ok((r, w)) => {
                 let res = up
                     .run(r, w, codec, cfg.credentials.as_ref(), heartbeat, true)
@@ -220,6 +243,10 @@ pub(crate) async fn run(up: Upstream, cfg: ConnectConfig, report: impl Fn(crate:
                 tracing::debug!(peer = %peer, error = %e, "connect failed; retrying");
                 up.retrying(&format!("{peer}: {e}"));
             }
+        }
+        if next != 0 {
+            // The next server at once: failing over should not wait.
+            continue;
         }
         let jitter =
             Duration::from_micros(rand::random::<u64>() % (delay.as_micros() as u64 / 4 + 1));

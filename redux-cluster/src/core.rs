@@ -143,6 +143,22 @@ pub(crate) struct Shared<S: Reducer> {
     persist: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What may leave this store: with a journal, only what is on disk.
     durability: Durability,
+    /// On a hub, what orders dispatches instead of this store (the shared
+    /// log); set once, when the hub starts.
+    sequencer: std::sync::OnceLock<Arc<dyn Sequencer>>,
+}
+
+/// Orders the dispatches of a hub's followers: a hub does not apply them
+/// itself but passes them, with their session and batch, to the shared log,
+/// and applies them when they come back from it in order.
+pub(crate) trait Sequencer: Send + Sync {
+    /// Takes one follower batch; `reply` gets the seq of its last action
+    /// once it is applied (or why not).
+    fn submit(&self, session: u64, batch: u64, count: u32, packed: &[u8], reply: Reply);
+
+    /// Messages published to the log so far, and the actions in them.
+    #[cfg(feature = "nats")]
+    fn published(&self) -> (u64, u64);
 }
 
 /// A follower's way to end its link cleanly: it tells the master it is
@@ -234,7 +250,19 @@ impl<S: Reducer> Shared<S> {
             digest_cache: Mutex::new(None),
             durability: Durability::default(),
             persist: Mutex::new(None),
+            sequencer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this store a hub whose dispatches `sequencer` orders.
+    #[cfg(feature = "nats")]
+    pub fn set_sequencer(&self, sequencer: Arc<dyn Sequencer>) {
+        let _ = self.sequencer.set(sequencer);
+    }
+
+    /// What orders this store's dispatches, on a hub.
+    pub fn sequencer(&self) -> Option<&Arc<dyn Sequencer>> {
+        self.sequencer.get()
     }
 
     /// Takes ownership of the backup task.

@@ -79,6 +79,15 @@ pub enum Event {
         /// The master's schema hash.
         schema: crate::SchemaHash,
     },
+    /// This hub fell behind its store's shared log, which had been trimmed
+    /// past it (it was paused or too slow), and started over from a newer
+    /// snapshot; its followers get that snapshot too.
+    HubFellBehind {
+        /// The log position it had reached.
+        from: u64,
+        /// The position of the snapshot it installed.
+        to: u64,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -116,6 +125,10 @@ impl std::fmt::Display for Event {
             Event::OlderMaster { schema } => write!(
                 f,
                 "the master runs an earlier version of this store (schema {schema}): following it; dispatches wait for its upgrade"
+            ),
+            Event::HubFellBehind { from, to } => write!(
+                f,
+                "this hub fell behind the trimmed log at position {from} and started over from the snapshot at {to}"
             ),
         }
     }

@@ -96,6 +96,8 @@ mod persist;
 // The wire messages: public for the tests and fuzz targets, not a promise.
 mod foreign_schema;
 mod history;
+#[cfg(feature = "nats")]
+pub mod hub;
 #[doc(hidden)]
 pub mod protocol;
 mod reducer;
@@ -174,6 +176,11 @@ pub enum Error {
     /// store was shut down before they were delivered.
     #[error("{0} queued actions were dropped before the master acknowledged them")]
     Dropped(usize),
+    /// A hub could not use its store's shared log (feature `nats`): a log
+    /// message or snapshot that cannot be read, a snapshot not saved, or a
+    /// refusal that stopped the hub.
+    #[error("hub: {0}")]
+    Hub(String),
 }
 
 #[doc(hidden)]

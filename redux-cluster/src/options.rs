@@ -71,13 +71,18 @@ pub enum Role {
     Server,
     /// Follows a server over a socket.
     Client,
+    /// One of several hubs sharing a NATS JetStream log: orders nothing
+    /// itself, applies the log in order; its followers see it as their
+    /// master.
+    Hub,
 }
 
-const ROLE_BITS: [(Role, u8); 4] = [
+const ROLE_BITS: [(Role, u8); 5] = [
     (Role::Master, 1),
     (Role::Worker, 2),
     (Role::Server, 4),
     (Role::Client, 8),
+    (Role::Hub, 16),
 ];
 
 /// The set of roles a store plays (the seed's `role` array).

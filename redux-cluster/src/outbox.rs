@@ -146,25 +146,35 @@ impl Outbox {
         out: &mut Vec<u8>,
         codec: &FrameCodec,
     ) -> (Ready, Vec<FrameError>) {
-        let encode = |seg: &Seg, out: &mut Vec<u8>| {
+        self.take_with(|batch, count, packed| {
             codec.encode(
                 &Message::Dispatch(Dispatch {
                     channel,
-                    batch: seg.batch,
+                    batch,
                     // The master echoes it; the batch is what settles.
                     request: 0,
-                    count: seg.count,
-                    packed: &seg.bytes,
+                    count,
+                    packed,
                 }),
                 out,
             )
-        };
+        })
+    }
+
+    /// Hands queued segments to `send` as (batch, count, packed actions),
+    /// after a rejoin the unacked ones first; they stay in flight until
+    /// acked. A segment `send` fails on for the first time fails its
+    /// commits; the failures are returned to report.
+    pub fn take_with<E: std::fmt::Display>(
+        &mut self,
+        mut send: impl FnMut(u64, u32, &[u8]) -> Result<(), E>,
+    ) -> (Ready, Vec<E>) {
         let mut failed = Vec::new();
         if self.resend {
             // Frames that encoded once encode again; a failure here is kept
             // in flight and reported.
             for seg in &self.inflight {
-                if let Err(e) = encode(seg, out) {
+                if let Err(e) = send(seg.batch, seg.count, &seg.bytes) {
                     failed.push(e);
                 }
             }
@@ -174,7 +184,7 @@ impl Outbox {
         while let Some(mut seg) = self.segs.pop_front() {
             self.next_batch += 1;
             seg.batch = self.next_batch;
-            match encode(&seg, out) {
+            match send(seg.batch, seg.count, &seg.bytes) {
                 Ok(()) => self.inflight.push_back(seg),
                 Err(e) => {
                     self.queued -= seg.count as usize;

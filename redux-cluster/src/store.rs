@@ -121,6 +121,36 @@ impl<S: Reducer> StoreBuilder<S> {
         Ok(Store { shared })
     }
 
+    /// Starts the store as a hub of a NATS JetStream stream (feature
+    /// `nats`; see [`crate::hub`]): one of any number of processes that
+    /// hold the store, ordered by the stream instead of by a master. It
+    /// serves followers like a master (forked workers, [`Store::serve`]);
+    /// its dispatches and theirs are committed once in the stream and
+    /// applied. It connects and reconnects on its own; `ready()` waits
+    /// until it has caught up with the log, and fails at once with
+    /// [`JoinError::SchemaMismatch`] when the stream holds another schema.
+    ///
+    /// # Errors
+    /// [`StartError::NoRuntime`] outside a tokio runtime;
+    /// [`StartError::DuplicateStore`] when a store of this name runs here.
+    #[cfg(feature = "nats")]
+    pub fn hub(self, cfg: crate::hub::HubConfig) -> Result<Store<S>, StartError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let max_queue = self.options.max_queue;
+        let shared = Arc::new(Shared::<S>::new(self.options, Some(Arc::clone(&wake))));
+        shared.add_role(Role::Hub);
+        let hub = Arc::new(crate::hub::Hub::new(wake, max_queue));
+        shared.set_sequencer(Arc::clone(&hub) as Arc<dyn crate::core::Sequencer>);
+        crate::registry::register(S::NAME, Arc::clone(&shared) as Arc<dyn crate::link::Source>)?;
+        if let Some(f) = &shared.follower {
+            *f.ready_timeout.lock() = cfg.connect_timeout;
+        }
+        let task = handle.spawn(crate::hub::run(Arc::clone(&shared), hub, cfg));
+        shared.own_task(task.abort_handle());
+        Ok(Store { shared })
+    }
+
     /// Starts the store: as the master in a plain process, or, in a worker
     /// started by [`crate::cluster::fork`], joined to the master over the
     /// inherited channel (its role is then `worker`, and `connected` turns
@@ -527,6 +557,13 @@ impl<S: Reducer> Store<S> {
     /// The schema hash peers compare.
     pub fn schema_hash(&self) -> SchemaHash {
         S::SCHEMA
+    }
+
+    /// On a hub (feature `nats`): the messages it has published to its
+    /// store's log, and the actions in them; `None` on any other store.
+    #[cfg(feature = "nats")]
+    pub fn hub_published(&self) -> Option<(u64, u64)> {
+        self.shared.sequencer().map(|s| s.published())
     }
 
     /// The store identity.

@@ -9,11 +9,13 @@
 //! | `redux_cluster_actions_applied_total` | counter | actions applied here |
 //! | `redux_cluster_commit_seconds` | histogram | `commit()` from call to ack |
 //! | `redux_cluster_peers` | gauge | followers joined to this store |
-//! | `redux_cluster_events_total{event}` | counter | every [`crate::Event`] by kind: `peer_joined`, `peer_left`, `peer_lost`, `reconnecting`, `login_failed`, `banned`, `slow_consumer`, `peer_diverged`, `rolled_back`, `older_master` |
+//! | `redux_cluster_events_total{event}` | counter | every [`crate::Event`] by kind: `peer_joined`, `peer_left`, `peer_lost`, `reconnecting`, `login_failed`, `banned`, `slow_consumer`, `peer_diverged`, `rolled_back`, `older_master`, `hub_fell_behind` |
 //! | `redux_cluster_snapshots_sent_total` | counter | snapshots sent to followers (a join without resume, a follower behind the ring, a repair) |
 //! | `redux_cluster_action_frames_sent_total` | counter | frames of actions sent to followers from the ring |
 //! | `redux_cluster_follower_lag_actions` | histogram | how far behind a follower was each time its link was filled |
 //! | `redux_cluster_queue_depth` | gauge | a follower's dispatches queued or in flight |
+//! | `redux_cluster_hub_messages_total` | counter | messages a hub published to its store's log |
+//! | `redux_cluster_hub_message_actions` | histogram | actions per message a hub published |
 
 #[cfg(feature = "metrics")]
 mod imp {
@@ -49,6 +51,7 @@ mod imp {
             Event::PeerDiverged { .. } => "peer_diverged",
             Event::RolledBack { .. } => "rolled_back",
             Event::OlderMaster { .. } => "older_master",
+            Event::HubFellBehind { .. } => "hub_fell_behind",
         };
         counter!("redux_cluster_events_total", "store" => store, "event" => kind).increment(1);
     }
@@ -67,6 +70,12 @@ mod imp {
 
     pub fn queue_depth(store: &'static str, n: usize) {
         gauge!("redux_cluster_queue_depth", "store" => store).set(n as f64);
+    }
+
+    #[cfg(feature = "nats")]
+    pub fn hub_message(store: &'static str, actions: usize) {
+        counter!("redux_cluster_hub_messages_total", "store" => store).increment(1);
+        histogram!("redux_cluster_hub_message_actions", "store" => store).record(actions as f64);
     }
 }
 
@@ -89,6 +98,9 @@ mod imp {
     pub fn lag(_: &'static str, _: u64) {}
     #[inline(always)]
     pub fn queue_depth(_: &'static str, _: usize) {}
+    #[inline(always)]
+    #[cfg(feature = "nats")]
+    pub fn hub_message(_: &'static str, _: usize) {}
 }
 
 pub(crate) use imp::*;

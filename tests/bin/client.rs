@@ -2,7 +2,9 @@
 //!
 //! Usage: `client <target> <scenario> [args…] [--login LOGIN PASSWORD]`,
 //! where the target is a socket path, or `quic://ADDR#FINGERPRINT` or
-//! `tcp://ADDR#FINGERPRINT` (server name `localhost`, pinned certificate).
+//! `tcp://ADDR#FINGERPRINT` (server name `localhost`, pinned certificate);
+//! several targets separated by `|` are servers to fail over between (the
+//! hubs of one store).
 //! - `count SLOT K EXPECT`: dispatch K increments as `SLOT`, wait until the
 //!   counter reaches EXPECT, print `final <total> <digest> <seq>`.
 //! - `join`: print `joined` or `refused: <error>`.
@@ -64,7 +66,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ConnectConfig::unix(path)
         })
     };
-    let mut cfg = target(&path)?.relay(relay);
+    let mut targets = path.split('|');
+    let mut cfg = target(targets.next().unwrap_or_default())?.relay(relay);
+    for t in targets {
+        cfg = cfg.or(target(t)?);
+    }
     if let Some((l, p)) = &cfg_login {
         cfg = cfg.login(l, p);
     }

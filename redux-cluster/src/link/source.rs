@@ -58,6 +58,13 @@ impl<S: Reducer> Source for Shared<S> {
     ) -> Result<(), postcard::Error> {
         // Decode everything first: a malformed batch applies nothing.
         let actions = codec::decode_packed::<S::Action>(count, packed)?;
+        if let Some(log) = self.sequencer() {
+            // A hub: the shared log orders the batch, under the follower's
+            // own session, so a batch re-sent through another hub is
+            // recognised there.
+            log.submit(session, batch, count, packed, reply);
+            return Ok(());
+        }
         if let Some(f) = &self.follower {
             // A relay (a client that is also master of workers): pass the
             // actions up unchanged; the reply comes with the upstream's ack.
