@@ -155,6 +155,25 @@ impl Pending {
         (Some(out), failed)
     }
 
+    /// Takes the replies of every batch `applied` gives a seq for (a hub
+    /// that started over from a snapshot: batches it never saw in the log
+    /// are in that snapshot's session table), with that seq.
+    pub fn settle_applied(
+        &mut self,
+        mut applied: impl FnMut(u64, u64) -> Option<u64>,
+    ) -> Vec<(Reply, u64)> {
+        let keys: Vec<(u64, u64)> = self.replies.keys().copied().collect();
+        let mut out = Vec::new();
+        for (session, batch) in keys {
+            if let Some(seq) = applied(session, batch) {
+                for r in self.replies.remove(&(session, batch)).unwrap_or_default() {
+                    out.push((r, seq));
+                }
+            }
+        }
+        out
+    }
+
     /// The replies waiting for (session, batch), now that it is settled.
     pub fn settle(&mut self, session: u64, batch: u64) -> Vec<Reply> {
         self.replies.remove(&(session, batch)).unwrap_or_default()
@@ -208,6 +227,21 @@ mod tests {
         let rs = p.settle(7, 1);
         assert_eq!(rs.len(), 2);
         assert!(p.settle(7, 1).is_empty());
+    }
+
+    #[test]
+    fn replies_of_batches_a_snapshot_covers_are_settled() {
+        let seen = Seen::default();
+        let mut p = Pending::new(1000);
+        p.submit(7, 1, 1, b"a", Some(reply(&seen)));
+        p.submit(7, 2, 1, b"b", Some(reply(&seen)));
+        let done = p.settle_applied(|_, b| (b == 1).then_some(40));
+        assert_eq!(done.len(), 1);
+        for (r, seq) in done {
+            r(Ok(seq));
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![Ok(40)]);
+        assert_eq!(p.settle(7, 2).len(), 1);
     }
 
     #[test]

@@ -31,12 +31,17 @@ const MAX_RETRY: Duration = Duration::from_secs(1);
 /// A failure of one step, and whether trying again can help.
 enum Failure {
     Retry(String),
-    Final(JoinError),
+    Final(Box<JoinError>),
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::Retry(e.to_string())
+/// Says which step failed.
+trait Step<T> {
+    fn step(self, what: &str) -> Result<T, Failure>;
+}
+
+impl<T, E: std::fmt::Display> Step<T> for Result<T, E> {
+    fn step(self, what: &str) -> Result<T, Failure> {
+        self.map_err(|e| Failure::Retry(format!("{what}: {e}")))
     }
 }
 
@@ -81,7 +86,7 @@ pub(crate) async fn run<S: Reducer>(shared: Arc<Shared<S>>, hub: Arc<Hub>, cfg: 
             Err(Failure::Final(why)) => {
                 if let Some(shared) = weak.upgrade() {
                     if let Some(f) = &shared.follower {
-                        f.status.send_replace(LinkStatus::Refused(why.clone()));
+                        f.status.send_replace(LinkStatus::Refused((*why).clone()));
                     }
                     shared.report(crate::Error::Hub(why.to_string()));
                 }
@@ -210,7 +215,8 @@ async fn follow<S: Reducer>(
                 // Quiet for a while. If the log holds more than this hub
                 // applied, its consumer is stuck (its server died, or the
                 // connection moved): make a new one from the position.
-                if stream.get_info().await?.state.last_sequence > position {
+                let info = stream.get_info().await.step("reading the log's state")?;
+                if info.state.last_sequence > position {
                     tracing::info!(
                         store = S::NAME,
                         position,
@@ -224,8 +230,8 @@ async fn follow<S: Reducer>(
         let Some(next) = next else {
             return Err(Failure::Retry("the log's consumer ended".into()));
         };
-        let msg = next?;
-        let at = msg.info()?.stream_sequence;
+        let msg = next.step("reading the log")?;
+        let at = msg.info().step("a log message")?.stream_sequence;
         if at <= position {
             continue;
         }
@@ -244,6 +250,7 @@ async fn follow<S: Reducer>(
             }
             position = now;
             *reached = Some(position);
+            settle_skipped(&shared, hub);
             snapshots.last = shared.seq.load(Ordering::SeqCst);
             messages = consume(&stream, position).await?;
             continue;
@@ -298,19 +305,20 @@ async fn open_stream<S: Reducer>(
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         })
-        .await?;
-    let info = stream.info().await?;
+        .await
+        .step("opening the log")?;
+    let info = stream.info().await.step("reading the log's description")?;
     let theirs = info.config.description.as_deref().and_then(wire::schema_in);
     match theirs {
         Some(theirs) if theirs == S::SCHEMA => Ok(stream),
-        theirs => Err(Failure::Final(JoinError::SchemaMismatch(
+        theirs => Err(Failure::Final(Box::new(JoinError::SchemaMismatch(
             crate::error::SchemaMismatch::new(
                 S::NAME,
                 &format!("the NATS stream {}", names.stream),
                 (S::SCHEMA, &crate::reducer::describe_store::<S>()),
                 (theirs.unwrap_or(crate::SchemaHash([0; 32])), ""),
             ),
-        ))),
+        )))),
     }
 }
 
@@ -322,14 +330,14 @@ async fn open_bucket(
     if let Ok(b) = js.get_object_store(&names.bucket).await {
         return Ok(b);
     }
-    Ok(js
-        .create_object_store(object_store::Config {
-            bucket: names.bucket.clone(),
-            storage: stream::StorageType::File,
-            num_replicas: cfg.replicas,
-            ..Default::default()
-        })
-        .await?)
+    js.create_object_store(object_store::Config {
+        bucket: names.bucket.clone(),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .step("creating the snapshot bucket")
 }
 
 /// Where to follow the log from: the newest snapshot's position (the
@@ -344,9 +352,9 @@ async fn start_position<S: Reducer>(
 ) -> Result<u64, Failure> {
     let need = behind.map_or(0, |(_, first)| first - 1);
     let mut newest: Vec<u64> = Vec::new();
-    let mut list = bucket.list().await?;
+    let mut list = bucket.list().await.step("listing snapshots")?;
     while let Some(info) = list.next().await {
-        let info = info?;
+        let info = info.step("listing snapshots")?;
         if !info.deleted {
             if let Some(p) = Snapshot::position_in(&info.name) {
                 newest.push(p);
@@ -402,8 +410,35 @@ async fn consume(
             },
             ..Default::default()
         })
-        .await?;
-    Ok(c.messages().await?)
+        .await
+        .step("creating the log's consumer")?;
+    c.messages().await.step("starting the log's consumer")
+}
+
+/// After a snapshot was installed over a gap in the log: answers every
+/// waiting batch the snapshot's session table says was applied (their
+/// messages were skipped), and has this hub's own unanswered batches sent
+/// again (the log drops any it already holds).
+fn settle_skipped<S: Reducer>(shared: &Shared<S>, hub: &Hub) {
+    let done = {
+        let mut sessions = shared.sessions.lock();
+        let now = shared.seq.load(Ordering::SeqCst);
+        hub.pending
+            .lock()
+            .settle_applied(|session, batch| match sessions.check(session, batch) {
+                crate::session::Seen::Duplicate(seq) => Some(seq.unwrap_or(now)),
+                crate::session::Seen::New => None,
+            })
+    };
+    for (reply, seq) in done {
+        reply(Ok(seq));
+    }
+    if let Some(f) = &shared.follower {
+        let acked = f.queue.lock().acked_batch();
+        let applied = shared.sessions.lock().applied_after(f.session, acked);
+        shared.rejoined(&applied);
+        hub.wake.notify_one();
+    }
 }
 
 /// Answers the dispatchers of the batches one message settled: this hub's
