@@ -310,3 +310,36 @@ async fn a_hub_of_another_schema_is_refused_with_both_hashes() {
     }
     drifted.shutdown();
 }
+
+#[tokio::test]
+async fn an_unreachable_log_times_out_ready_with_the_cause_and_a_bad_address_is_refused() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let hub = redux_cluster_tests::Notes::builder()
+        .hub(
+            HubConfig::new([format!("nats://127.0.0.1:{port}")])
+                .connect_timeout(Some(std::time::Duration::from_millis(500))),
+        )
+        .expect("start");
+    match hub.ready().await {
+        Err(redux_cluster::JoinError::Timeout { last_failure, .. }) => {
+            let cause = last_failure.expect("the last failure");
+            assert!(cause.contains("NATS"), "{cause}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    hub.shutdown();
+    let bad = redux_cluster_tests::Notes::builder()
+        .hub(HubConfig::new(["nats://[not an address"]))
+        .expect("start");
+    match bad.ready().await {
+        Err(redux_cluster::JoinError::Misconfigured(why)) => {
+            assert!(why.contains("not an address"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    bad.shutdown();
+}

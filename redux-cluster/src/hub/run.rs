@@ -51,9 +51,13 @@ pub(crate) async fn run<S: Reducer>(shared: Arc<Shared<S>>, hub: Arc<Hub>, cfg: 
     let names = Names::of(S::NAME);
     let weak = Arc::downgrade(&shared);
     drop(shared);
+    let servers = match servers(&cfg) {
+        Ok(s) => s,
+        Err(why) => return refused(&weak, JoinError::Misconfigured(why)),
+    };
     let mut delay = FIRST_RETRY;
     let client = loop {
-        match connect::<S>(&cfg, &weak).await {
+        match connect::<S>(&servers, &weak).await {
             Ok(c) => break c,
             Err(e) => {
                 if !retrying(&weak, &format!("NATS: {e}")) {
@@ -84,16 +88,10 @@ pub(crate) async fn run<S: Reducer>(shared: Arc<Shared<S>>, hub: Arc<Hub>, cfg: 
         match follow::<S>(&js, &names, &cfg, &weak, &hub, max_message, at).await {
             Ok(()) => return,
             Err(Failure::Final(why)) => {
-                if let Some(shared) = weak.upgrade() {
-                    if let Some(f) = &shared.follower {
-                        f.status.send_replace(LinkStatus::Refused((*why).clone()));
-                    }
-                    shared.report(crate::Error::Hub(why.to_string()));
-                }
                 if let Some(p) = publisher {
                     p.abort();
                 }
-                return;
+                return refused(&weak, *why);
             }
             Err(Failure::Retry(e)) => {
                 if !retrying(&weak, &format!("NATS: {e}")) {
@@ -103,6 +101,32 @@ pub(crate) async fn run<S: Reducer>(shared: Arc<Shared<S>>, hub: Arc<Hub>, cfg: 
             }
         }
     }
+}
+
+/// Stops the hub for good: `ready()` returns `why`, and the error hook
+/// hears it.
+fn refused<S: Reducer>(weak: &Weak<Shared<S>>, why: JoinError) {
+    if let Some(shared) = weak.upgrade() {
+        if let Some(f) = &shared.follower {
+            f.status.send_replace(LinkStatus::Refused(why.clone()));
+        }
+        shared.report(crate::Error::Hub(why.to_string()));
+    }
+}
+
+/// The configured server addresses; an address that does not parse will
+/// never work.
+fn servers(cfg: &HubConfig) -> Result<Vec<async_nats::ServerAddr>, String> {
+    if cfg.servers.is_empty() {
+        return Err("no NATS server given".into());
+    }
+    cfg.servers
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| format!("NATS server address `{s}`: {e}"))
+        })
+        .collect()
 }
 
 async fn backoff(delay: &mut Duration) {
@@ -126,14 +150,9 @@ fn retrying<S: Reducer>(weak: &Weak<Shared<S>>, cause: &str) -> bool {
 }
 
 async fn connect<S: Reducer>(
-    cfg: &HubConfig,
+    servers: &[async_nats::ServerAddr],
     weak: &Weak<Shared<S>>,
 ) -> Result<async_nats::Client, String> {
-    let servers: Vec<async_nats::ServerAddr> = cfg
-        .servers
-        .iter()
-        .map(|s| s.parse().map_err(|e| format!("server address `{s}`: {e}")))
-        .collect::<Result<_, _>>()?;
     let events = weak.clone();
     async_nats::ConnectOptions::new()
         .name(format!("redux-cluster hub {}", S::NAME))
@@ -147,7 +166,7 @@ async fn connect<S: Reducer>(
                 }
             }
         })
-        .connect(servers)
+        .connect(servers.to_vec())
         .await
         .map_err(|e| e.to_string())
 }
