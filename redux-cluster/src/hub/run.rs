@@ -221,6 +221,7 @@ async fn follow<S: Reducer>(
         keep: cfg.keep_snapshots,
         busy: Arc::new(AtomicBool::new(false)),
         last: shared.seq.load(Ordering::SeqCst),
+        due: false,
     };
     drop(shared);
     let mut messages = consume(&stream, position).await?;
@@ -575,18 +576,26 @@ struct Snapshots {
     busy: Arc<AtomicBool>,
     /// The seq after the previous message.
     last: u64,
+    /// A save is due and waits for the running one.
+    due: bool,
 }
 
 impl Snapshots {
     /// After the message at `position`: when the seq passed a multiple of
-    /// `every` since the last message, saves a snapshot (in the
-    /// background; one at a time) unless another hub already did.
+    /// `every` since the last message (or a save was due and the previous
+    /// one has finished), saves a snapshot in the background, one at a time,
+    /// unless another hub already did.
     fn maybe_save<S: Reducer>(&mut self, shared: &Shared<S>, position: u64) {
         let seq = shared.seq.load(Ordering::SeqCst);
         let prev = std::mem::replace(&mut self.last, seq);
-        if seq / self.every == prev / self.every || self.busy.swap(true, Ordering::SeqCst) {
+        self.due |= seq / self.every != prev / self.every;
+        // A save still running (a slow server) delays the next one to the
+        // first message after it, rather than skipping it: under load
+        // snapshots come less often, never stop.
+        if !self.due || self.busy.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.due = false;
         let snap = match shared.hub_snapshot(position).and_then(|s| s.encode()) {
             Ok(b) => b,
             Err(e) => {
