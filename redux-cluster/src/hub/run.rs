@@ -24,6 +24,9 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A consumer that delivers nothing this long while the log has more is
 /// replaced.
 const STALL: Duration = Duration::from_secs(2);
+/// Attempts, and the time each may take, to create the log's consumer.
+const CONSUMER_TRIES: u32 = 10;
+const CONSUMER_TRY: Duration = Duration::from_secs(1);
 /// Backoff between retries.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(1);
@@ -423,16 +426,26 @@ async fn consume(
     stream: &stream::Stream,
     position: u64,
 ) -> Result<consumer::pull::Ordered, Failure> {
-    let c = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: position + 1,
-            },
-            ..Default::default()
-        })
-        .await
-        .step("creating the log's consumer")?;
-    c.messages().await.step("starting the log's consumer")
+    let config = consumer::pull::OrderedConfig {
+        deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: position + 1,
+        },
+        ..Default::default()
+    };
+    // A creation can hang on a server that just died (the consumer placed
+    // there, or a leader being elected): try again soon, a few times,
+    // rather than wait out the whole request timeout each time.
+    let mut last = String::new();
+    for _ in 0..CONSUMER_TRIES {
+        match tokio::time::timeout(CONSUMER_TRY, stream.create_consumer(config.clone())).await {
+            Ok(Ok(c)) => return c.messages().await.step("starting the log's consumer"),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = format!("no answer within {CONSUMER_TRY:?}"),
+        }
+    }
+    Err(Failure::Retry(format!(
+        "creating the log's consumer: {last} ({CONSUMER_TRIES} tries)"
+    )))
 }
 
 /// After a snapshot was installed over a gap in the log: answers every
