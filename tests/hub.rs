@@ -347,3 +347,79 @@ async fn an_unreachable_log_times_out_ready_with_the_cause_and_a_bad_address_is_
     }
     bad.shutdown();
 }
+
+#[tokio::test]
+async fn a_refused_nats_login_is_a_typed_error_not_a_retry() {
+    let nats = NatsCluster::start_with(1, &["--user", "rc", "--pass", "s3cret"]);
+    let start = |cfg: HubConfig| {
+        redux_cluster_tests::Notes::builder()
+            .hub(cfg.replicas(1).connect_timeout(None))
+            .expect("start")
+    };
+    // No time limit on ready(): a refusal must end it by itself.
+    let none = start(HubConfig::new(nats.urls()));
+    assert_eq!(
+        none.ready().await,
+        Err(redux_cluster::JoinError::LoginRequired)
+    );
+    none.shutdown();
+    let wrong = start(HubConfig::new(nats.urls()).login("rc", "guess"));
+    assert_eq!(
+        wrong.ready().await,
+        Err(redux_cluster::JoinError::WrongCredentials)
+    );
+    wrong.shutdown();
+    let right = start(HubConfig::new(nats.urls()).login("rc", "s3cret"));
+    right.ready().await.expect("the right login");
+    right
+        .commit(redux_cluster_tests::NotesAction::Push("in".into()))
+        .await
+        .expect("a commit through the log");
+    right.shutdown();
+}
+
+#[tokio::test]
+async fn a_hub_verifies_the_nats_servers_certificate() {
+    redux_cluster_tests::log_from_env();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = redux_cluster_tests::TestCa::new("nats test CA");
+    let (cert, key) = ca.sign(
+        &["localhost", "127.0.0.1"],
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write a PEM file");
+        p.to_str().expect("UTF-8").to_string()
+    };
+    let (cert, key, ca_pem) = (
+        file("server.pem", &cert),
+        file("server.key", &key),
+        file("ca.pem", &ca.pem),
+    );
+    let other = file(
+        "other.pem",
+        &redux_cluster_tests::TestCa::new("another CA").pem,
+    );
+    let nats = NatsCluster::start_with(1, &["--tls", "--tlscert", &cert, "--tlskey", &key]);
+    let start = |cfg: HubConfig| {
+        redux_cluster_tests::Notes::builder()
+            .hub(cfg.replicas(1).connect_timeout(None))
+            .expect("start")
+    };
+    let forged = start(HubConfig::new(nats.urls()).tls_ca(&other));
+    match forged.ready().await {
+        Err(redux_cluster::JoinError::CertificateRejected(why)) => {
+            assert!(why.contains("NATS"), "{why}")
+        }
+        other => panic!("expected a refused certificate, got {other:?}"),
+    }
+    forged.shutdown();
+    let trusted = start(HubConfig::new(nats.urls()).tls_ca(&ca_pem));
+    trusted.ready().await.expect("the server's CA is trusted");
+    trusted
+        .commit(redux_cluster_tests::NotesAction::Push("over TLS".into()))
+        .await
+        .expect("a commit through the log over TLS");
+    trusted.shutdown();
+}

@@ -57,6 +57,8 @@ struct Node {
 /// A cluster of nodes; every node is killed when it is dropped.
 pub struct NatsCluster {
     exe: String,
+    /// Further arguments every node gets (logins, TLS).
+    extra: Vec<String>,
     nodes: Vec<Node>,
     _dir: tempfile::TempDir,
 }
@@ -65,6 +67,11 @@ impl NatsCluster {
     /// Starts `n` nodes and waits until each reports JetStream healthy (a
     /// meta leader exists).
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// Like [`NatsCluster::start`], every node with `extra` arguments.
+    pub fn start_with(n: usize, extra: &[&str]) -> Self {
         let exe = server_exe();
         let dir = tempfile::tempdir().expect("a temp dir");
         let nodes = (0..n)
@@ -80,6 +87,7 @@ impl NatsCluster {
             .collect();
         let mut c = Self {
             exe,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             nodes,
             _dir: dir,
         };
@@ -108,6 +116,7 @@ impl NatsCluster {
             .arg("-js")
             .arg("-sd")
             .arg(&node.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if self.nodes.len() > 1 {

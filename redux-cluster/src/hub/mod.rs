@@ -53,6 +53,25 @@ pub struct HubConfig {
     pub(crate) keep_snapshots: usize,
     pub(crate) max_message: usize,
     pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) auth: Option<Auth>,
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
+}
+
+/// How a hub logs in to NATS.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    Login { user: String, password: String },
+    Token(String),
+}
+
+impl std::fmt::Debug for Auth {
+    // Never prints a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Login { user, .. } => write!(f, "Login({user:?}, <password>)"),
+            Auth::Token(_) => write!(f, "Token(<secret>)"),
+        }
+    }
 }
 
 impl HubConfig {
@@ -71,7 +90,34 @@ impl HubConfig {
             keep_snapshots: 2,
             max_message: 512 * 1024,
             connect_timeout: Some(Duration::from_secs(30)),
+            auth: None,
+            tls_ca: None,
         }
+    }
+
+    /// Log in to the NATS servers as `user` with `password` (their
+    /// `authorization { user, password }`). A refused login stops the hub:
+    /// `ready()` returns [`crate::JoinError::WrongCredentials`].
+    pub fn login(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some(Auth::Login {
+            user: user.to_string(),
+            password: password.to_string(),
+        });
+        self
+    }
+
+    /// Log in with a token (the servers' `authorization { token }`).
+    pub fn token(mut self, token: &str) -> Self {
+        self.auth = Some(Auth::Token(token.to_string()));
+        self
+    }
+
+    /// Require TLS and trust the servers' certificates signed by the CA in
+    /// this PEM file. A certificate that does not verify stops the hub:
+    /// `ready()` returns [`crate::JoinError::CertificateRejected`].
+    pub fn tls_ca(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca = Some(pem_file.into());
+        self
     }
 
     /// Replicas of the stream and of the snapshot bucket (default 3; a

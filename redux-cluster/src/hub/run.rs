@@ -60,9 +60,10 @@ pub(crate) async fn run<S: Reducer>(shared: Arc<Shared<S>>, hub: Arc<Hub>, cfg: 
     };
     let mut delay = FIRST_RETRY;
     let client = loop {
-        match connect::<S>(&servers, &weak).await {
+        match connect::<S>(&servers, &cfg, &weak).await {
             Ok(c) => break c,
-            Err(e) => {
+            Err(Failure::Final(why)) => return refused(&weak, *why),
+            Err(Failure::Retry(e)) => {
                 if !retrying(&weak, &format!("NATS: {e}")) {
                     return;
                 }
@@ -152,12 +153,27 @@ fn retrying<S: Reducer>(weak: &Weak<Shared<S>>, cause: &str) -> bool {
     true
 }
 
+/// Connects to any of `servers`. A refused login or certificate is final;
+/// anything else is worth another try.
 async fn connect<S: Reducer>(
     servers: &[async_nats::ServerAddr],
+    cfg: &HubConfig,
     weak: &Weak<Shared<S>>,
-) -> Result<async_nats::Client, String> {
+) -> Result<async_nats::Client, Failure> {
+    use async_nats::ConnectErrorKind as Kind;
     let events = weak.clone();
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    match &cfg.auth {
+        Some(super::Auth::Login { user, password }) => {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        Some(super::Auth::Token(t)) => options = options.token(t.clone()),
+        None => {}
+    }
+    if let Some(ca) = &cfg.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    options
         .name(format!("redux-cluster hub {}", S::NAME))
         .connection_timeout(REQUEST_TIMEOUT)
         .max_reconnects(None)
@@ -171,7 +187,40 @@ async fn connect<S: Reducer>(
         })
         .connect(servers.to_vec())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e.kind() {
+            Kind::AuthorizationViolation | Kind::Authentication if cfg.auth.is_none() => {
+                Failure::Final(Box::new(JoinError::LoginRequired))
+            }
+            Kind::AuthorizationViolation | Kind::Authentication => {
+                Failure::Final(Box::new(JoinError::WrongCredentials))
+            }
+            Kind::Tls => Failure::Final(Box::new(JoinError::CertificateRejected(format!(
+                "NATS: {e}"
+            )))),
+            _ if certificate_refused(&e) => Failure::Final(Box::new(
+                JoinError::CertificateRejected(format!("NATS: {e}")),
+            )),
+            _ => Failure::Retry(e.to_string()),
+        })
+}
+
+/// Whether a connection failed because the server's certificate was
+/// refused (async-nats reports it as an I/O error that wraps rustls's):
+/// retrying cannot help.
+fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let tls = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<async_nats::rustls::Error>())
+            .or_else(|| c.downcast_ref::<async_nats::rustls::Error>());
+        if matches!(tls, Some(async_nats::rustls::Error::InvalidCertificate(_))) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// What outlives one `follow`: the publisher task and the position reached.
