@@ -79,13 +79,20 @@ impl<S: Reducer> crate::core::Shared<S> {
     }
 
     /// Starts over from a snapshot (a hub that starts, or one that fell
-    /// behind a trimmed log).
-    pub(crate) fn install_snapshot(&self, snap: Snapshot) -> Result<(), WireError> {
+    /// behind a trimmed log); `before` runs once the snapshot is known to
+    /// be readable, just before it replaces the state. A snapshot of
+    /// another schema, or one that does not decode, changes nothing.
+    pub(crate) fn install_snapshot(
+        &self,
+        snap: Snapshot,
+        before: impl FnOnce(),
+    ) -> Result<(), WireError> {
         if snap.schema != S::SCHEMA.0 {
             return Err(WireError::Schema);
         }
         let state: S =
             codec::decode(&snap.state).map_err(|e| WireError::Malformed(e.to_string()))?;
+        before();
         {
             let mut sessions = self.sessions.lock();
             let mut core = self.core.write();
@@ -105,5 +112,99 @@ impl<S: Reducer> crate::core::Shared<S> {
             core.install(S::default(), epoch, 0);
         }
         self.publish_reset(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Shared;
+    use crate::{reducer, ClusterStore};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(ClusterStore, Clone, Default, Debug, PartialEq, Serialize, Deserialize)]
+    struct Tally {
+        log: Vec<u8>,
+    }
+
+    #[reducer(Tally)]
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    enum TallyAction {
+        Add(u8),
+    }
+
+    fn reduce(state: &mut Tally, action: &TallyAction) {
+        let TallyAction::Add(x) = action;
+        state.log.push(*x);
+    }
+
+    fn packed(xs: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &x in xs {
+            codec::encode_into(&TallyAction::Add(x), &mut out).unwrap();
+        }
+        out
+    }
+
+    fn entry(session: u64, batch: u64, xs: &[u8]) -> (u64, u64, u32, Vec<u8>) {
+        (session, batch, xs.len() as u32, packed(xs))
+    }
+
+    fn apply(shared: &Shared<Tally>, batches: &[(u64, u64, u32, Vec<u8>)]) -> Vec<Settled> {
+        let entries: Vec<Entry<'_>> = batches
+            .iter()
+            .map(|(session, batch, count, packed)| Entry {
+                session: *session,
+                batch: *batch,
+                count: *count,
+                packed,
+            })
+            .collect();
+        shared.apply_entries(&entries)
+    }
+
+    #[test]
+    fn batches_apply_once_in_log_order_and_bad_ones_are_refused_everywhere() {
+        let hub = Shared::<Tally>::new(Default::default(), None);
+        let first = apply(&hub, &[entry(1, 1, &[1, 2]), entry(2, 1, &[3])]);
+        assert_eq!(
+            first.iter().map(|s| s.result.clone()).collect::<Vec<_>>(),
+            vec![Ok(2), Ok(3)]
+        );
+        // Session 1's batch 1 again (re-sent through another hub), then its
+        // batch 2, and a batch that does not decode.
+        let again = apply(
+            &hub,
+            &[
+                entry(1, 1, &[1, 2]),
+                entry(1, 2, &[4]),
+                (3, 1, 2, vec![0xff]),
+            ],
+        );
+        assert_eq!(again[0].result, Ok(2));
+        assert_eq!(again[1].result, Ok(4));
+        assert!(matches!(&again[2].result, Err(DispatchError::Refused(_))));
+        assert_eq!(hub.core.read().state.log, vec![1, 2, 3, 4]);
+        assert_eq!(hub.core.read().seq, 4);
+
+        // A second hub started from a snapshot answers the same way.
+        let snap = hub.hub_snapshot(9).unwrap();
+        assert_eq!((snap.position, snap.seq), (9, 4));
+        let other = Shared::<Tally>::new(Default::default(), None);
+        let mut ran = false;
+        other.install_snapshot(snap.clone(), || ran = true).unwrap();
+        assert!(ran);
+        assert_eq!(other.core.read().state, hub.core.read().state);
+        assert_eq!(apply(&other, &[entry(1, 2, &[4])])[0].result, Ok(4));
+
+        // A snapshot of another schema changes nothing.
+        let mut foreign = snap;
+        foreign.schema = [0; 32];
+        let third = Shared::<Tally>::new(Default::default(), None);
+        assert_eq!(
+            third.install_snapshot(foreign, || panic!("not readable")),
+            Err(WireError::Schema)
+        );
+        assert_eq!(third.core.read().seq, 0);
     }
 }

@@ -445,8 +445,16 @@ async fn start_position<S: Reducer>(
         if object.read_to_end(&mut bytes).await.is_err() {
             continue;
         }
-        let snap = Snapshot::decode(&bytes)
-            .map_err(|e| Failure::Retry(format!("snapshot at {p} cannot be read: {e}")))?;
+        let snap = match Snapshot::decode(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                // A damaged snapshot: an older one may do.
+                shared.report(crate::Error::Hub(format!(
+                    "snapshot at {p} cannot be read: {e}"
+                )));
+                continue;
+            }
+        };
         if snap.epoch != epoch {
             // Left by an earlier stream of the same name.
             continue;
@@ -455,14 +463,16 @@ async fn start_position<S: Reducer>(
         if position < need {
             break;
         }
-        if let Some((from, _)) = behind {
-            // Before the install wakes anyone who waits on the state.
-            shared.event(crate::Event::HubFellBehind { from, to: position });
+        let installed = shared.install_snapshot(snap, || {
+            if let Some((from, _)) = behind {
+                // Before the install wakes anyone who waits on the state.
+                shared.event(crate::Event::HubFellBehind { from, to: position });
+            }
+        });
+        match installed {
+            Ok(()) => return Ok(position),
+            Err(e) => shared.report(crate::Error::Hub(format!("snapshot at {p}: {e}"))),
         }
-        shared
-            .install_snapshot(snap)
-            .map_err(|e| Failure::Retry(format!("snapshot at {p}: {e}")))?;
-        return Ok(position);
     }
     if behind.is_none() {
         shared.install_empty(epoch);
