@@ -265,6 +265,7 @@ impl<S: Reducer> Shared<S> {
         self.sequencer.get()
     }
 
+    #[cfg(feature = "backup")]
     /// Takes ownership of the backup task.
     pub fn own_persist(&self, task: tokio::task::JoinHandle<()>) {
         self.own_task(task.abort_handle());
@@ -312,6 +313,7 @@ impl<S: Reducer> Shared<S> {
         GUARDS.with(|g| g.borrow().contains(&id))
     }
 
+    #[cfg(feature = "backup")]
     /// From now on, actions leave this store only once a journal has
     /// reported them durable ([`Shared::set_durable`]); `seq` is on disk.
     pub fn start_journal(&self, seq: u64) {
@@ -349,6 +351,7 @@ impl<S: Reducer> Shared<S> {
         held.entry(seq).or_default().push(reply);
     }
 
+    #[cfg(feature = "backup")]
     /// The journal has made everything up to `seq` durable: answers the
     /// replies held for it and lets the links send it.
     pub fn set_durable(&self, seq: u64) {

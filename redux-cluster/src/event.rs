@@ -3,7 +3,7 @@
 //! They go to one callback, [`crate::StoreBuilder::on_event`] (and to
 //! `tracing`); the error hook keeps only real errors.
 
-use crate::backup::Position;
+use crate::protocol::Position;
 
 /// Something that happened to a store.
 #[derive(Debug, Clone, PartialEq, Eq)]

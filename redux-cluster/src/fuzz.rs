@@ -7,12 +7,17 @@ use crate::admission::client::{ClientLogin, ClientStep};
 use crate::admission::server::{self, Admission, Step};
 use crate::admission::{Access, PeerKey};
 use crate::auth::{Credentials, Logins};
+#[cfg(feature = "backup")]
 use crate::backup::{format, journal, Ids};
 use crate::ban::BanPolicy;
+#[cfg(feature = "backup")]
 use crate::codec;
+#[cfg(feature = "backup")]
 use crate::log::Mark;
 use crate::protocol::{FrameCodec, Hello, Message, Proof, HANDSHAKE_MAX_FRAME, PROTOCOL_VERSION};
+#[cfg(any(feature = "backup", feature = "ws"))]
 use crate::reducer::Reducer;
+#[cfg(feature = "backup")]
 use crate::session::{Saved, Sessions};
 use std::sync::OnceLock;
 use tokio::time::Instant;
@@ -99,6 +104,7 @@ pub fn ws_message<S: Reducer>(data: &[u8]) -> bool {
     }
 }
 
+#[cfg(feature = "backup")]
 /// `data` with the header checksum made right when its first byte is odd,
 /// so the fuzzer reaches past it.
 fn sealed(data: &[u8], header_len: usize) -> Vec<u8> {
@@ -110,6 +116,7 @@ fn sealed(data: &[u8], header_len: usize) -> Vec<u8> {
     bytes
 }
 
+#[cfg(feature = "backup")]
 /// Reads `data` as a snapshot file of store `S`, then its sessions and
 /// state; returns whether all of it decoded.
 pub fn snapshot_file<S: Reducer>(data: &[u8]) -> bool {
@@ -126,6 +133,7 @@ pub fn snapshot_file<S: Reducer>(data: &[u8]) -> bool {
     whole
 }
 
+#[cfg(feature = "backup")]
 fn snapshot_body<S: Reducer>(version: u16, body: &[u8]) -> bool {
     match crate::persist::split_snapshot(version, body) {
         Ok((_, saved, state)) => {
@@ -136,6 +144,7 @@ fn snapshot_body<S: Reducer>(version: u16, body: &[u8]) -> bool {
     }
 }
 
+#[cfg(feature = "backup")]
 /// Reads `data` as a journal file of store `S`, then each record's marks
 /// and actions; returns how many records decoded whole.
 pub fn journal_file<S: Reducer>(data: &[u8]) -> usize {
@@ -155,6 +164,7 @@ pub fn journal_file<S: Reducer>(data: &[u8]) -> usize {
     decoded
 }
 
+#[cfg(feature = "backup")]
 fn journal_record<S: Reducer>(with_marks: bool, count: u32, payload: &[u8]) -> bool {
     match crate::persist::split_sessions::<Vec<Mark>>(with_marks, payload) {
         Ok((marks, packed)) => {
@@ -201,6 +211,7 @@ pub fn ws_seeds() -> Vec<Vec<u8>> {
     .collect()
 }
 
+#[cfg(feature = "backup")]
 /// A seed for [`snapshot_file`]: a valid file of `state` (after the byte
 /// that says whether to reseal the header).
 pub fn snapshot_seed<S: Reducer>(state: &S) -> Vec<u8> {
@@ -227,6 +238,7 @@ pub fn snapshot_seed<S: Reducer>(state: &S) -> Vec<u8> {
     }
 }
 
+#[cfg(feature = "backup")]
 /// A seed for [`journal_file`]: a valid journal of `actions`, one record
 /// each (after the byte that says whether to reseal the header).
 pub fn journal_seed<S: Reducer>(actions: &[S::Action]) -> Vec<u8> {

@@ -74,6 +74,7 @@ extern crate self as redux_cluster;
 
 mod admission;
 pub mod auth;
+#[cfg(feature = "backup")]
 pub mod backup;
 pub mod ban;
 pub mod client;
@@ -92,6 +93,7 @@ mod link;
 mod log;
 mod options;
 mod outbox;
+#[cfg(feature = "backup")]
 mod persist;
 // The wire messages: public for the tests and fuzz targets, not a promise.
 mod foreign_schema;
@@ -112,7 +114,6 @@ pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;
 
-pub use backup::Position;
 pub use connection::LinkError;
 pub use error::{DispatchError, FrameError, JoinError, SchemaMismatch, StartError, SyncError};
 pub use event::{Event, EventHook};
@@ -121,7 +122,9 @@ pub use event::{Event, EventHook};
 pub use futures_core::Stream;
 pub use history::{History, NoPrevious};
 pub use options::{ErrorHook, Mode, Role, Roles};
+#[cfg(feature = "backup")]
 pub use persist::{Backup, BackupConfig};
+pub use protocol::Position;
 pub use reducer::{ClusterState, Reducer};
 pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
@@ -151,7 +154,9 @@ pub enum Error {
     /// not go away by retrying (the server's certificate is refused).
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
-    /// Saving the store failed; the backup task has stopped.
+    /// Saving the store failed; the backup task has stopped (feature
+    /// `backup`).
+    #[cfg(feature = "backup")]
     #[error(transparent)]
     Backup(#[from] backup::BackupError),
     /// A peer holds this store with another schema; the join was refused.

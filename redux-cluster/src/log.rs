@@ -174,6 +174,7 @@ impl Log {
     }
 
     /// The marks of batches ending at seqs `from..=to`, oldest first.
+    #[cfg_attr(not(feature = "backup"), allow(dead_code))]
     pub fn marks_in(&self, from: u64, to: u64) -> impl Iterator<Item = &Mark> {
         let start = self.marks.partition_point(|m| m.seq < from);
         self.marks.range(start..).take_while(move |m| m.seq <= to)

@@ -30,6 +30,7 @@ pub(crate) struct Sessions {
 
 /// One session as saved with a snapshot: its last batch and the seqs of its
 /// recent batches.
+#[cfg_attr(not(any(feature = "backup", feature = "nats")), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Saved {
     pub session: u64,
@@ -76,6 +77,7 @@ impl Sessions {
     }
 
     /// The table as saved with a snapshot, least recently used first.
+    #[cfg_attr(not(any(feature = "backup", feature = "nats")), allow(dead_code))]
     pub fn save(&self) -> Vec<Saved> {
         let mut v: Vec<(&u64, &Session)> = self.map.iter().collect();
         v.sort_by_key(|(_, s)| s.touched);
@@ -89,6 +91,7 @@ impl Sessions {
     }
 
     /// Replaces the table with one saved by [`Sessions::save`].
+    #[cfg_attr(not(any(feature = "backup", feature = "nats")), allow(dead_code))]
     pub fn restore(&mut self, saved: Vec<Saved>) {
         self.map.clear();
         self.clock = 0;

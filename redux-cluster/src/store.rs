@@ -363,7 +363,7 @@ impl<S: Reducer> Store<S> {
         Ok(server)
     }
 
-    /// Saves this store to disk (the seed's `backup`): loads the file if it
+    /// Saves this store to disk (the seed's `backup`; feature `backup`): loads the file if it
     /// exists (the store must not have applied anything yet) and continues
     /// from its state and sequence number, then saves as configured in a
     /// background task. In journal mode every action is appended, and
@@ -375,6 +375,7 @@ impl<S: Reducer> Store<S> {
     /// an error, never a silent fresh start (unless
     /// [`crate::BackupConfig::replace_unreadable`]); a path another process holds
     /// is [`crate::backup::BackupError::Locked`].
+    #[cfg(feature = "backup")]
     pub async fn backup(
         &self,
         cfg: crate::BackupConfig,

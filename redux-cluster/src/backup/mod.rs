@@ -131,15 +131,7 @@ impl Ids {
     }
 }
 
-/// Where in the master's history a state stands: after action `seq` of
-/// `epoch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Position {
-    /// The master's epoch.
-    pub epoch: u64,
-    /// The sequence number of the last applied action (0: none yet).
-    pub seq: u64,
-}
+pub use crate::protocol::Position;
 
 /// A backup or journal file could not be written or read.
 ///

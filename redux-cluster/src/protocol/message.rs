@@ -125,8 +125,9 @@ pub struct Refuse<'a> {
     pub detail: &'a str,
 }
 
-/// Where a follower stands, for resume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where in the master's history a state stands: after action `seq` of
+/// `epoch`. A follower sends it to resume; backups record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Position {
     /// The master's epoch (changes when a master starts afresh).
     pub epoch: u64,
