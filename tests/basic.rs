@@ -2,7 +2,9 @@
 //! workers are the `worker` binary, linked by inherited socket pairs.
 
 use redux_cluster::{cluster, Error};
-use redux_cluster_tests::{events, parse_final, slot, Counter, CounterAction, Notes, Scoped};
+use redux_cluster_tests::{
+    events, exited, parse_final, slot, Counter, CounterAction, Notes, Scoped,
+};
 use serial_test::serial;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -47,32 +49,6 @@ fn errors() -> (
     (seen, move |e: &Error| {
         s.lock().expect("lock").push(e.to_string())
     })
-}
-
-/// Waits until process `pid` (not necessarily our child) has exited.
-async fn exited(pid: i32) {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        // ESRCH: it is gone (and reaped) already.
-        assert_eq!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::ESRCH),
-            "pidfd_open"
-        );
-        return;
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and the
-    // same for its whole life.
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-    }
-    .map_err(|e| e.to_string())
-    .expect("watch the pidfd");
-    let _ = fd.readable().await.expect("the pidfd becomes readable");
 }
 
 async fn three_workers(store: Scoped<Counter>) {

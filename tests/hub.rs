@@ -423,3 +423,52 @@ async fn a_hub_verifies_the_nats_servers_certificate() {
         .expect("a commit through the log over TLS");
     trusted.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_s_forked_workers_commit_through_it_and_exit_with_it() {
+    let nats = NatsCluster::start(3);
+    let hubs = Hubs::new(&nats);
+    let (workers, per) = (2u64, 500u64);
+    let expect = workers * per;
+    let (mut other, _) = hubs.start(1, 1000, expect).await;
+    let sock = hubs.socket(0);
+    let mut parent = Proc::spawn(
+        HUB,
+        &hubs.urls,
+        &[
+            path(&sock),
+            "1000",
+            &expect.to_string(),
+            "3",
+            &workers.to_string(),
+            &per.to_string(),
+        ],
+    );
+    let mut pids = Vec::new();
+    let mut finals = Vec::new();
+    // `ready`, a `worker <pid>` per worker and the hub's `final`, in any
+    // order (the workers share the hub's stdout).
+    while finals.is_empty() || pids.len() < workers as usize {
+        let line = parent.line().await;
+        if let Some(pid) = line.strip_prefix("worker ") {
+            pids.push(pid.parse::<i32>().expect("a pid"));
+        } else if line.starts_with("final") {
+            let w: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            finals.push((w[0], w[1], w[2]));
+        } else {
+            assert!(line.starts_with("ready"), "hub 0: {line}");
+        }
+    }
+    let there = final_of(&mut other).await;
+    assert_eq!(finals[0], (there.total, there.digest, there.seq));
+    assert_eq!(there.total, expect, "every worker commit applied once");
+    // The hub dies: its workers follow it out.
+    parent.child.start_kill().expect("SIGKILL the hub");
+    parent.child.wait().await.expect("reap the hub");
+    for pid in pids {
+        redux_cluster_tests::exited(pid).await;
+    }
+}

@@ -133,8 +133,17 @@ impl<S: Reducer> StoreBuilder<S> {
     /// # Errors
     /// [`StartError::NoRuntime`] outside a tokio runtime;
     /// [`StartError::DuplicateStore`] when a store of this name runs here.
+    ///
+    /// In a worker forked by [`crate::cluster::fork`], it joins the hub
+    /// that forked it over the inherited channel instead, like
+    /// [`StoreBuilder::start`] (one program for the hub and its workers);
+    /// the worker lifecycle applies (it exits when its hub dies, unless
+    /// [`crate::cluster::outlive_master`]).
     #[cfg(feature = "nats")]
     pub fn hub(self, cfg: crate::hub::HubConfig) -> Result<Store<S>, StartError> {
+        if crate::cluster::is_worker() {
+            return self.start();
+        }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| StartError::NoRuntime)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let max_queue = self.options.max_queue;

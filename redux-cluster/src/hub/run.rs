@@ -252,7 +252,7 @@ async fn follow<S: Reducer>(
     // from its position (its state is the log up to there).
     let mut position = match *reached {
         Some(p) if shared.core.read().epoch == epoch => p,
-        _ => start_position(&shared, &bucket, epoch, None).await?,
+        _ => bounded(start_position(&shared, &bucket, epoch, None)).await?,
     };
     *reached = Some(position);
     if publisher.is_none() {
@@ -313,8 +313,13 @@ async fn follow<S: Reducer>(
         if at > position + 1 {
             // The log was trimmed past this hub (it was paused, or slow):
             // start over from a snapshot that covers the gap.
-            let now =
-                start_position(&shared, &snapshots.bucket, epoch, Some((position, at))).await?;
+            let now = bounded(start_position(
+                &shared,
+                &snapshots.bucket,
+                epoch,
+                Some((position, at)),
+            ))
+            .await?;
             if now + 1 < at {
                 return Err(Failure::Retry(format!(
                     "the log starts at {at} and the newest snapshot is at {now}"
@@ -480,6 +485,25 @@ async fn start_position<S: Reducer>(
     Ok(0)
 }
 
+/// How long finding and loading a snapshot may take in all (a listing or
+/// a read can wait on a server that just died).
+const SNAPSHOT_LOAD: Duration = Duration::from_secs(60);
+/// How long saving a snapshot (and trimming behind it) may take.
+const SNAPSHOT_SAVE: Duration = Duration::from_secs(120);
+
+/// `load`, given up after [`SNAPSHOT_LOAD`].
+async fn bounded(
+    load: impl std::future::Future<Output = Result<u64, Failure>>,
+) -> Result<u64, Failure> {
+    tokio::time::timeout(SNAPSHOT_LOAD, load)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::Retry(format!(
+                "loading a snapshot took more than {SNAPSHOT_LOAD:?}"
+            )))
+        })
+}
+
 /// An ordered consumer of the log after `position`.
 async fn consume(
     stream: &stream::Stream,
@@ -496,9 +520,16 @@ async fn consume(
     // rather than wait out the whole request timeout each time.
     let mut last = String::new();
     for _ in 0..CONSUMER_TRIES {
-        match tokio::time::timeout(CONSUMER_TRY, stream.create_consumer(config.clone())).await {
-            Ok(Ok(c)) => return c.messages().await.step("starting the log's consumer"),
-            Ok(Err(e)) => last = e.to_string(),
+        let attempt = async {
+            let c = stream
+                .create_consumer(config.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            c.messages().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(CONSUMER_TRY, attempt).await {
+            Ok(Ok(messages)) => return Ok(messages),
+            Ok(Err(e)) => last = e,
             Err(_) => last = format!("no answer within {CONSUMER_TRY:?}"),
         }
     }
@@ -683,7 +714,10 @@ impl Snapshots {
             Arc::clone(&self.busy),
         );
         tokio::spawn(async move {
-            let res = save(&bucket, &stream, keep, position, snap).await;
+            let res =
+                tokio::time::timeout(SNAPSHOT_SAVE, save(&bucket, &stream, keep, position, snap))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("took more than {SNAPSHOT_SAVE:?}")));
             if let Err(e) = res {
                 tracing::warn!(store = S::NAME, error = %e, "hub: snapshot not saved");
             }
