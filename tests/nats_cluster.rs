@@ -164,12 +164,25 @@ impl NatsCluster {
 
     /// Waits until node `i`'s monitoring endpoint says JetStream is healthy
     /// (bounded: a node that never gets there fails the test).
-    fn wait_healthy(&self, i: usize) {
-        let port = self.nodes[i].monitor;
+    fn wait_healthy(&mut self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = String::new();
+        let mut respawns = 0;
         while Instant::now() < deadline {
-            match get(port, "/healthz") {
+            let exited = self.nodes[i]
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited && respawns < 3 {
+                // It could not bind: another process took a port between
+                // `free_port` and the server's bind. New ports, again.
+                respawns += 1;
+                let node = &mut self.nodes[i];
+                (node.client, node.cluster, node.monitor) = (free_port(), free_port(), free_port());
+                self.spawn(i);
+                continue;
+            }
+            match get(self.nodes[i].monitor, "/healthz") {
                 Ok(body) if body.contains("\"ok\"") => return,
                 Ok(body) => last = body,
                 Err(e) => last = e.to_string(),

@@ -50,7 +50,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .hub(
             HubConfig::new(urls)
                 .snapshot_every(every)
-                .replicas(replicas),
+                .replicas(replicas)
+                // The tests load the machine: a generous bound, still one.
+                .connect_timeout(Some(std::time::Duration::from_secs(120))),
         )?;
     store.ready().await?;
     if let Some(id) = cluster::worker_id() {
