@@ -28,7 +28,11 @@ struct Final {
 }
 
 async fn final_of(p: &mut Proc) -> Final {
-    let line = p.line().await;
+    parse(&p.line().await)
+}
+
+/// A `final <total> <digest> <seq> <word> <n> …` line.
+fn parse(line: &str) -> Final {
     let w: Vec<&str> = line.split_whitespace().collect();
     let n = |i: usize| -> u64 {
         w.get(i)
@@ -50,21 +54,25 @@ async fn client_final(p: &mut Proc) -> Final {
     loop {
         let line = p.line().await;
         if line.starts_with("final") {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            let n = |i: usize| -> u64 {
-                w.get(i)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_else(|| panic!("not a final line: {line}"))
-            };
-            return Final {
-                total: n(1),
-                digest: n(2),
-                seq: n(3),
-                extra: n(5),
-            };
+            return parse(&line);
         }
         assert!(line.starts_with("acked"), "client: {line}");
     }
+}
+
+/// Every client's and hub's final line: all equal, `expect` in all, each
+/// client's slot holding its `per_client` commits once.
+async fn all_equal(hubs: &mut [Proc], clients: &mut [Proc], expect: u64, per_client: u64) {
+    let mut cfinals = Vec::new();
+    for c in clients {
+        cfinals.push(client_final(c).await);
+    }
+    let mut hfinals = Vec::new();
+    for p in hubs {
+        hfinals.push(final_of(p).await);
+    }
+    assert_eq!(cfinals[0].total, expect);
+    assert_equal(&hfinals, &cfinals, per_client);
 }
 
 struct Hubs {
@@ -184,16 +192,7 @@ async fn a_killed_hub_s_clients_fail_over_and_nothing_acked_is_lost_or_repeated(
     let mut dead = procs.remove(0);
     dead.child.start_kill().expect("SIGKILL hub 0");
     dead.child.wait().await.expect("reap hub 0");
-    let mut cfinals = Vec::new();
-    for c in &mut clients {
-        cfinals.push(client_final(c).await);
-    }
-    let mut hfinals = Vec::new();
-    for p in &mut procs {
-        hfinals.push(final_of(p).await);
-    }
-    assert_eq!(cfinals[0].total, expect);
-    assert_equal(&hfinals, &cfinals, k);
+    all_equal(&mut procs, &mut clients, expect, k).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,16 +215,7 @@ async fn a_killed_nats_node_loses_nothing_acked_and_writes_go_on() {
     acked(&mut clients[0], 1500).await;
     acked(&mut clients[1], 1500).await;
     nats.restart(0);
-    let mut cfinals = Vec::new();
-    for c in &mut clients {
-        cfinals.push(client_final(c).await);
-    }
-    let mut hfinals = Vec::new();
-    for p in &mut procs {
-        hfinals.push(final_of(p).await);
-    }
-    assert_eq!(cfinals[0].total, expect);
-    assert_equal(&hfinals, &cfinals, k);
+    all_equal(&mut procs, &mut clients, expect, k).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,11 +443,8 @@ async fn a_hub_s_forked_workers_commit_through_it_and_exit_with_it() {
         if let Some(pid) = line.strip_prefix("worker ") {
             pids.push(pid.parse::<i32>().expect("a pid"));
         } else if line.starts_with("final") {
-            let w: Vec<u64> = line
-                .split_whitespace()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-            finals.push((w[0], w[1], w[2]));
+            let f = parse(&line);
+            finals.push((f.total, f.digest, f.seq));
         } else {
             assert!(line.starts_with("ready"), "hub 0: {line}");
         }

@@ -105,13 +105,7 @@ impl Pending {
                         "a batch of {} bytes does not fit in a log message ({max_bytes} bytes at most)",
                         q.packed.len()
                     ));
-                    for r in self
-                        .replies
-                        .remove(&(q.session, q.batch))
-                        .unwrap_or_default()
-                    {
-                        failed.push((r, why.clone()));
-                    }
+                    self.fail(&q, &why, &mut failed);
                 }
                 continue;
             }
@@ -129,14 +123,7 @@ impl Pending {
                 packed: &q.packed,
             };
             if let Err(e) = wire::push_entry(&entry, &mut body) {
-                let why = DispatchError::Encode(e.to_string());
-                for r in self
-                    .replies
-                    .remove(&(q.session, q.batch))
-                    .unwrap_or_default()
-                {
-                    failed.push((r, why.clone()));
-                }
+                self.fail(&q, &DispatchError::Encode(e.to_string()), &mut failed);
                 continue;
             }
             batches += 1;
@@ -153,6 +140,17 @@ impl Pending {
             actions,
         };
         (Some(out), failed)
+    }
+
+    /// Moves the replies of a batch that cannot be published into `failed`.
+    fn fail(&mut self, q: &Queued, why: &DispatchError, failed: &mut Vec<(Reply, DispatchError)>) {
+        for r in self
+            .replies
+            .remove(&(q.session, q.batch))
+            .unwrap_or_default()
+        {
+            failed.push((r, why.clone()));
+        }
     }
 
     /// Takes the replies of every batch `applied` gives a seq for (a hub
