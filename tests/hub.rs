@@ -338,28 +338,30 @@ async fn an_unreachable_log_times_out_ready_with_the_cause_and_a_bad_address_is_
     bad.shutdown();
 }
 
+/// An in-process `Notes` hub on a one-node cluster, with no limit on
+/// `ready()`: a refusal must end it by itself.
+fn single_node_hub(cfg: HubConfig) -> redux_cluster::Store<redux_cluster_tests::Notes> {
+    redux_cluster_tests::Notes::builder()
+        .hub(cfg.replicas(1).connect_timeout(None))
+        .expect("start")
+}
+
 #[tokio::test]
 async fn a_refused_nats_login_is_a_typed_error_not_a_retry() {
     let nats = NatsCluster::start_with(1, &["--user", "rc", "--pass", "s3cret"]);
-    let start = |cfg: HubConfig| {
-        redux_cluster_tests::Notes::builder()
-            .hub(cfg.replicas(1).connect_timeout(None))
-            .expect("start")
-    };
-    // No time limit on ready(): a refusal must end it by itself.
-    let none = start(HubConfig::new(nats.urls()));
+    let none = single_node_hub(HubConfig::new(nats.urls()));
     assert_eq!(
         none.ready().await,
         Err(redux_cluster::JoinError::LoginRequired)
     );
     none.shutdown();
-    let wrong = start(HubConfig::new(nats.urls()).login("rc", "guess"));
+    let wrong = single_node_hub(HubConfig::new(nats.urls()).login("rc", "guess"));
     assert_eq!(
         wrong.ready().await,
         Err(redux_cluster::JoinError::WrongCredentials)
     );
     wrong.shutdown();
-    let right = start(HubConfig::new(nats.urls()).login("rc", "s3cret"));
+    let right = single_node_hub(HubConfig::new(nats.urls()).login("rc", "s3cret"));
     right.ready().await.expect("the right login");
     right
         .commit(redux_cluster_tests::NotesAction::Push("in".into()))
@@ -392,12 +394,7 @@ async fn a_hub_verifies_the_nats_servers_certificate() {
         &redux_cluster_tests::TestCa::new("another CA").pem,
     );
     let nats = NatsCluster::start_with(1, &["--tls", "--tlscert", &cert, "--tlskey", &key]);
-    let start = |cfg: HubConfig| {
-        redux_cluster_tests::Notes::builder()
-            .hub(cfg.replicas(1).connect_timeout(None))
-            .expect("start")
-    };
-    let forged = start(HubConfig::new(nats.urls()).tls_ca(&other));
+    let forged = single_node_hub(HubConfig::new(nats.urls()).tls_ca(&other));
     match forged.ready().await {
         Err(redux_cluster::JoinError::CertificateRejected(why)) => {
             assert!(why.contains("NATS"), "{why}")
@@ -405,7 +402,7 @@ async fn a_hub_verifies_the_nats_servers_certificate() {
         other => panic!("expected a refused certificate, got {other:?}"),
     }
     forged.shutdown();
-    let trusted = start(HubConfig::new(nats.urls()).tls_ca(&ca_pem));
+    let trusted = single_node_hub(HubConfig::new(nats.urls()).tls_ca(&ca_pem));
     trusted.ready().await.expect("the server's CA is trusted");
     trusted
         .commit(redux_cluster_tests::NotesAction::Push("over TLS".into()))
