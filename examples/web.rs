@@ -50,7 +50,19 @@ fn args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
-    let store = Board::start_master()?;
+    // The master checks each action before it is applied: a rejected one
+    // is applied nowhere, and the page's `dispatch` promise rejects.
+    let store = Board::builder()
+        .validate(|state, action, _peer| match action {
+            BoardAction::AddTodo(text) if text.trim().is_empty() => {
+                Err("a todo needs some text".into())
+            }
+            BoardAction::ToggleTodo(i) | BoardAction::RemoveTodo(i) if *i >= state.todos.len() => {
+                Err(format!("there is no todo #{i}").into())
+            }
+            _ => Ok(()),
+        })
+        .start()?;
     let ws = store
         .serve_ws(WsConfig::new(args.ws).login(&args.login, &args.password))
         .await?;

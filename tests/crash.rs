@@ -291,20 +291,7 @@ fn proxy(
                         }
                     }
                 };
-                let down = async {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match sr.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        if !dropping.load(Ordering::SeqCst)
-                            && cw.write_all(&buf[..n]).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                };
+                let down = down_until_deaf(&mut sr, &mut cw, || dropping.load(Ordering::SeqCst));
                 tokio::select! {
                     _ = up => {}
                     _ = down => {}
@@ -312,6 +299,27 @@ fn proxy(
             });
         }
     })
+}
+
+/// Copies what the server sends to the client until `deaf()` is once
+/// true; from then on drops it all (the connection stays up).
+async fn down_until_deaf(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    deaf: impl Fn() -> bool,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut deafened = false;
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        deafened |= deaf();
+        if !deafened && to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +371,91 @@ async fn batches_applied_but_never_acked_are_applied_once_after_a_master_crash()
         assert_eq!(parts[1], n.to_string(), "each commit applied once: {done}");
         assert_eq!(parts[5], n.to_string(), "{done}");
         c.exit().await;
+        master.kill().await;
+    })
+    .await
+    .expect("within the limit");
+}
+
+/// Forwards a Unix socket to `upstream`; while `deaf` is set, a connection
+/// that sees it drops everything the server sends, for good (acks and
+/// rejections never arrive), while what the client sends still goes up.
+fn deaf_proxy(
+    listen: &Path,
+    upstream: &Path,
+    deaf: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::UnixListener::bind(listen).expect("bind the proxy");
+    let upstream = upstream.to_path_buf();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else {
+                continue; // master down: the client retries
+            };
+            let deaf = Arc::clone(&deaf);
+            conns.spawn(async move {
+                let (mut cr, mut sw) = (client, server);
+                let (mut c_read, mut c_write) = cr.split();
+                let (mut s_read, mut s_write) = sw.split();
+                let up = tokio::io::copy(&mut c_read, &mut s_write);
+                let down =
+                    down_until_deaf(&mut s_read, &mut c_write, || deaf.load(Ordering::SeqCst));
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    })
+}
+
+/// A commit the validator rejected and one it accepted, applied (and
+/// journaled) by a master whose answers never reached the client, then the
+/// master SIGKILLed and started again from its journal: the client's
+/// re-sent batches get the same answers as the first time, the rejection
+/// with its reason, the other its seq, and nothing is applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_rejection_is_answered_again_after_a_lost_ack_and_a_master_crash() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::DispatchError;
+    use redux_cluster_tests::{Counter, CounterAction};
+    tokio::time::timeout(LIMIT, async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = start_master_with(dir.path(), "unix", "journal", 0, "saved").await;
+        let via = dir.path().join("proxy.sock");
+        let deaf = Arc::new(AtomicBool::new(false));
+        let _proxy = deaf_proxy(&via, Path::new(&master.target), Arc::clone(&deaf));
+        let c = Counter::connect(ConnectConfig::unix(&via).relay(false)).expect("connect");
+        c.ready().await.expect("ready");
+        deaf.store(true, Ordering::SeqCst);
+        let store = c.clone();
+        let commits = tokio::spawn(async move {
+            // Queued in this order: the rejected one first.
+            tokio::join!(
+                store.commit(CounterAction::Add(1, 0)),
+                store.commit(CounterAction::Add(1, 5))
+            )
+        });
+        // On disk: the accepted action, after the rejected one.
+        let mut proc = master.proc;
+        while proc.line().await != "saved 1" {}
+        proc.child.start_kill().expect("kill -9 the master");
+        proc.child.wait().await.expect("wait for the master");
+        deaf.store(false, Ordering::SeqCst);
+        let master = start_master(dir.path(), "unix", "journal", 0).await;
+        assert_eq!(master.loaded_u64(0), 1, "{:?}", master.loaded);
+        let (rejected, applied) = commits.await.expect("the commits");
+        assert_eq!(
+            rejected,
+            Err(DispatchError::Rejected {
+                reason: "adding nothing".into()
+            })
+        );
+        assert_eq!(applied, Ok(1));
+        assert_eq!((c.seq(), c.state().total), (1, 5));
+        c.shutdown();
         master.kill().await;
     })
     .await

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 const HUB: &str = env!("CARGO_BIN_EXE_hub");
 const CLIENT: &str = env!("CARGO_BIN_EXE_client");
+/// Guards against a hang; not a timing assertion.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `final <total> <digest> <seq> …` of a hub or a client, and the number
 /// after `by` (clients) or `behind` (hubs).
@@ -455,4 +457,108 @@ async fn a_hub_s_forked_workers_commit_through_it_and_exit_with_it() {
     for pid in pids {
         redux_cluster_tests::exited(pid).await;
     }
+}
+
+/// A store of its own for the validation test (other tests here hold
+/// `Counter` and `Notes` in this process).
+#[derive(
+    redux_cluster::ClusterStore,
+    Clone,
+    Default,
+    Debug,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+struct Ledger {
+    total: u64,
+}
+
+#[redux_cluster::reducer(Ledger)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum LedgerAction {
+    Add(u64),
+}
+
+fn reduce(state: &mut Ledger, action: &LedgerAction) {
+    let LedgerAction::Add(n) = action;
+    state.total += n;
+}
+
+/// A hub checks actions before they go into the log: its own (`commit`
+/// fails, `dispatch_all` applies the rest) and its followers' (the batch
+/// goes in without the rejected action, the rejection with it, and the
+/// follower is told after the log gave the batch back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_validates_before_the_log_and_tells_the_dispatcher() {
+    use redux_cluster::client::ConnectConfig;
+    use redux_cluster::server::ServeConfig;
+    use redux_cluster::{DispatchError, Event, Peer};
+    let nats = NatsCluster::start(1);
+    let peers = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Peer>::new()));
+    let seen = std::sync::Arc::clone(&peers);
+    let hub = Ledger::builder()
+        .validate(move |_, action, peer| {
+            seen.lock().expect("lock").push(peer.clone());
+            match action {
+                LedgerAction::Add(0) => Err("adding nothing".into()),
+                _ => Ok(()),
+            }
+        })
+        .hub(HubConfig::new(nats.urls()).replicas(1))
+        .expect("hub");
+    let rejected = || {
+        Err::<u64, _>(DispatchError::Rejected {
+            reason: "adding nothing".into(),
+        })
+    };
+    tokio::time::timeout(LIMIT, async {
+        hub.ready().await.expect("ready");
+        assert_eq!(hub.commit(LedgerAction::Add(0)).await, rejected());
+        assert_eq!(
+            hub.dispatch_all(&[
+                LedgerAction::Add(1),
+                LedgerAction::Add(0),
+                LedgerAction::Add(2)
+            ]),
+            rejected().map(drop)
+        );
+        assert_eq!(hub.commit(LedgerAction::Add(4)).await, Ok(3));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("hub.sock");
+        let _server = hub.serve(ServeConfig::unix(&sock)).await.expect("serve");
+        let (tx, mut told) = tokio::sync::mpsc::unbounded_channel();
+        let client = Ledger::builder()
+            .on_event(move |e| {
+                if let Event::DispatchRejected { reason } = e {
+                    let _ = tx.send(reason.clone());
+                }
+            })
+            .connect(ConnectConfig::unix(&sock).relay(false))
+            .expect("client");
+        client.ready().await.expect("client ready");
+        assert_eq!(client.commit(LedgerAction::Add(0)).await, rejected());
+        client
+            .dispatch_all(&[
+                LedgerAction::Add(10),
+                LedgerAction::Add(0),
+                LedgerAction::Add(20),
+            ])
+            .expect("dispatch");
+        assert_eq!(client.commit(LedgerAction::Add(30)).await, Ok(6));
+        assert_eq!(told.recv().await.as_deref(), Some("adding nothing"));
+        assert_eq!(client.state().total, 67);
+        hub.wait_for(6).await.expect("the hub applied it");
+        assert_eq!((hub.seq(), hub.state().total), (6, 67));
+        let peers = peers.lock().expect("lock").clone();
+        assert!(peers.contains(&Peer::Local), "{peers:?}");
+        assert!(
+            peers.iter().any(|p| matches!(p, Peer::Unix { .. })),
+            "{peers:?}"
+        );
+        client.shutdown();
+    })
+    .await
+    .expect("hang");
+    hub.shutdown();
 }

@@ -253,8 +253,14 @@ impl TestCa {
         purpose: rcgen::ExtendedKeyUsagePurpose,
     ) -> (String, String) {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = rcgen::CertificateParams::new(names).expect("names");
+        let mut params = rcgen::CertificateParams::new(names.clone()).expect("names");
         params.extended_key_usages = vec![purpose];
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        if let Some(first) = names.first() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, first.as_str());
+        }
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("signed");
         (cert.pem(), key.serialize_pem())

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use redux_cluster::protocol::{
     Ack, Actions, Challenge, Digest, Dispatch, Diverged, FrameCodec, Goodbye, Heartbeat, Hello,
     Join, JoinRefusal, JoinRefused, Joined, Message, Nack, Position, Proof, Refuse, RefuseReason,
-    Snapshot, Welcome, DEFAULT_MAX_FRAME, LEN_PREFIX, PROTOCOL_VERSION,
+    Rejected, Snapshot, Welcome, DEFAULT_MAX_FRAME, LEN_PREFIX, PROTOCOL_VERSION,
 };
 use redux_cluster::{FrameError, SchemaHash, StoreId};
 
@@ -168,6 +168,12 @@ fn every_message() -> Vec<Message<'static>> {
         Message::Goodbye(Goodbye {
             reason: "shutting down",
         }),
+        Message::Rejected(Rejected {
+            channel: 3,
+            batch: 8,
+            index: 2,
+            reason: "adding nothing",
+        }),
     ]
 }
 
@@ -192,9 +198,10 @@ fn variant(m: &Message<'_>) -> usize {
         Message::Diverged(_) => 14,
         Message::Heartbeat(_) => 15,
         Message::Goodbye(_) => 16,
+        Message::Rejected(_) => 17,
     }
 }
-const VARIANTS: usize = 17;
+const VARIANTS: usize = 18;
 
 fn encode(codec: &FrameCodec, msg: &Message<'_>) -> Vec<u8> {
     let mut out = Vec::new();

@@ -193,6 +193,7 @@ pub fn spawn_worker(mut cmd: std::process::Command) -> io::Result<Worker> {
     let (r, w) = pipe::split(stream);
     let opts = ServeOptions {
         peer: format!("worker {id}"),
+        who: crate::Peer::Worker { id },
         codec: FrameCodec::default(),
         join_wait: Duration::from_secs(10),
         access: None,

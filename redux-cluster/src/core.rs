@@ -9,6 +9,7 @@ use crate::options::{Options, Role, Roles};
 pub(crate) use crate::outbox::Reply;
 use crate::outbox::{self, Outbox};
 use crate::reducer::Reducer;
+use crate::validate::{Check, Committed, Peer, Validator};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -32,20 +33,32 @@ pub(crate) struct Core<S> {
 impl<S: Reducer> Core<S> {
     /// The one apply loop: applies decoded actions in order (on the master,
     /// a follower, or from a journal), keeping their encoded bytes in the
-    /// ring when there is one. Returns the seq of the last.
+    /// ring when there is one. With `check` (a master's validator), each
+    /// action is checked first against the state the ones before it made,
+    /// and a rejected one is skipped. Returns the seq of the last applied
+    /// and the rejections.
     pub fn apply_packed(
         &mut self,
         actions: &[(S::Action, std::ops::Range<usize>)],
         packed: &[u8],
-    ) -> u64 {
-        for (a, range) in actions {
+        check: Option<&Check<'_, S>>,
+    ) -> Committed {
+        let mut rejected = Vec::new();
+        for (i, (a, range)) in actions.iter().enumerate() {
+            if let Some(r) = check.and_then(|c| c.run(&self.state, a, i)) {
+                rejected.push(r);
+                continue;
+            }
             if let Some(log) = &mut self.log {
                 log.push_raw(&packed[range.clone()]);
             }
             self.state.reduce(a);
             self.seq += 1;
         }
-        self.seq
+        Committed {
+            seq: self.seq,
+            rejected,
+        }
     }
 
     /// Replaces the state wholesale (a snapshot from the master or a file).
@@ -146,15 +159,28 @@ pub(crate) struct Shared<S: Reducer> {
     /// On a hub, what orders dispatches instead of this store (the shared
     /// log); set once, when the hub starts.
     sequencer: std::sync::OnceLock<Arc<dyn Sequencer>>,
+    /// The user's check of each action before it is sequenced (master or
+    /// hub); set once, when the store starts.
+    validator: std::sync::OnceLock<Validator<S>>,
 }
 
 /// Orders the dispatches of a hub's followers: a hub does not apply them
 /// itself but passes them, with their session and batch, to the shared log,
 /// and applies them when they come back from it in order.
 pub(crate) trait Sequencer: Send + Sync {
-    /// Takes one follower batch; `reply` gets the seq of its last action
-    /// once it is applied (or why not).
-    fn submit(&self, session: u64, batch: u64, count: u32, packed: &[u8], reply: Reply);
+    /// Takes one follower batch (the actions the validator accepted, and
+    /// the indices and reasons of those it rejected); `reply` gets the seq
+    /// of its last action once it is applied, with the rejections (or why
+    /// it was not applied).
+    fn submit(
+        &self,
+        session: u64,
+        batch: u64,
+        count: u32,
+        packed: &[u8],
+        rejected: Vec<crate::validate::Rejection>,
+        reply: Reply,
+    );
 
     /// Messages published to the log so far, and the actions in them.
     #[cfg(feature = "nats")]
@@ -178,7 +204,7 @@ struct Durability {
     /// Highest seq on disk (journal mode only).
     durable: AtomicU64,
     /// Replies held until their seq is durable, by seq.
-    held: Mutex<BTreeMap<u64, Vec<Reply>>>,
+    held: Mutex<BTreeMap<u64, Vec<(Reply, Committed)>>>,
     /// Set when the journal failed: held and later replies get this.
     failed: Mutex<Option<String>>,
 }
@@ -251,6 +277,29 @@ impl<S: Reducer> Shared<S> {
             durability: Durability::default(),
             persist: Mutex::new(None),
             sequencer: std::sync::OnceLock::new(),
+            validator: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Checks every action sequenced here with `validator` from now on.
+    pub fn set_validator(&self, validator: Validator<S>) {
+        let _ = self.validator.set(validator);
+    }
+
+    /// The validator with `peer`, when this store has one.
+    pub fn check<'a>(&'a self, peer: &'a Peer) -> Option<Check<'a, S>> {
+        self.validator
+            .get()
+            .map(|validator| Check { validator, peer })
+    }
+
+    /// Reports the rejections of a batch from `peer` (master side).
+    pub fn rejected(&self, peer: &Peer, done: &Committed) {
+        for r in &done.rejected {
+            self.event(crate::Event::ActionRejected {
+                peer: peer.to_string(),
+                reason: r.reason.clone(),
+            });
         }
     }
 
@@ -330,12 +379,13 @@ impl<S: Reducer> Shared<S> {
         }
     }
 
-    /// Answers `reply` with `seq` once `seq` is durable (at once without a
-    /// journal).
-    pub fn reply_durable(&self, seq: u64, reply: Reply) {
+    /// Answers `reply` with `done` once its seq is durable (at once without
+    /// a journal).
+    pub fn reply_durable(&self, done: Committed, reply: Reply) {
         let d = &self.durability;
+        let seq = done.seq;
         if !d.journaled.load(Ordering::SeqCst) {
-            return reply(Ok(seq));
+            return reply(Ok(done));
         }
         // Replies run under this lock, here and in `set_durable`, so they
         // go out in seq order: an ack must never overtake the acks of the
@@ -346,9 +396,9 @@ impl<S: Reducer> Shared<S> {
             return reply(Err(DispatchError::NotDurable(why.clone())));
         }
         if d.durable.load(Ordering::SeqCst) >= seq {
-            return reply(Ok(seq));
+            return reply(Ok(done));
         }
-        held.entry(seq).or_default().push(reply);
+        held.entry(seq).or_default().push((reply, done));
     }
 
     #[cfg(feature = "backup")]
@@ -361,10 +411,8 @@ impl<S: Reducer> Shared<S> {
             d.durable.fetch_max(seq, Ordering::SeqCst);
             let later = held.split_off(&(seq + 1));
             // In seq order, under the lock (see `reply_durable`).
-            for (s, replies) in std::mem::replace(&mut *held, later) {
-                for r in replies {
-                    r(Ok(s));
-                }
+            for (r, done) in std::mem::replace(&mut *held, later).into_values().flatten() {
+                r(Ok(done));
             }
         }
         self.wake_links();
@@ -379,7 +427,7 @@ impl<S: Reducer> Shared<S> {
             *d.failed.lock() = Some(why.clone());
             std::mem::take(&mut *held)
         };
-        for r in held.into_values().flatten() {
+        for (r, _) in held.into_values().flatten() {
             r(Err(DispatchError::NotDurable(why.clone())));
         }
     }
@@ -552,56 +600,95 @@ impl<S: Reducer> Shared<S> {
         // The ring stays on: a follower that dropped may come back to resume.
     }
 
-    /// Applies actions in order as the master; returns the last seq.
+    /// Applies actions in order as the master, each checked by the
+    /// validator (as sent by `peer`) against the state the ones before it
+    /// made; returns the last seq and the rejected actions.
     ///
     /// # Errors
     /// [`DispatchError::Encode`] when an action cannot be encoded for the
     /// followers; that action and the ones after it are not applied.
     /// [`DispatchError::StateBorrowed`] when this thread holds a read guard
     /// of the store (applying would wait for it for ever).
-    pub fn apply_local(&self, actions: &[S::Action]) -> Result<u64, DispatchError> {
+    pub fn apply_local(
+        &self,
+        actions: &[S::Action],
+        peer: &Peer,
+    ) -> Result<Committed, DispatchError> {
         if self.guard_held() {
             return Err(DispatchError::StateBorrowed);
         }
-        let seq = {
-            let mut guard = self.core.write();
-            let core = &mut *guard;
-            let mut res = Ok(());
-            for a in actions {
-                if let Some(log) = &mut core.log {
-                    if let Err(e) = log.push_with(|buf| codec::encode_into(a, buf)) {
-                        res = Err(DispatchError::Encode(e.to_string()));
-                        break;
-                    }
+        let check = self.check(peer);
+        let mut rejected = Vec::new();
+        let mut guard = self.core.write();
+        let core = &mut *guard;
+        let mut res = Ok(());
+        for (i, a) in actions.iter().enumerate() {
+            if let Some(r) = check.as_ref().and_then(|c| c.run(&core.state, a, i)) {
+                rejected.push(r);
+                continue;
+            }
+            if let Some(log) = &mut core.log {
+                if let Err(e) = log.push_with(|buf| codec::encode_into(a, buf)) {
+                    res = Err(DispatchError::Encode(e.to_string()));
+                    break;
                 }
-                core.state.reduce(a);
-                core.seq += 1;
             }
-            let seq = core.seq;
-            drop(guard);
-            if let Err(e) = res {
-                self.publish(seq);
-                return Err(e);
-            }
-            seq
+            core.state.reduce(a);
+            core.seq += 1;
+        }
+        let done = Committed {
+            seq: core.seq,
+            rejected,
         };
-        self.publish(seq);
-        Ok(seq)
+        drop(guard);
+        self.publish(done.seq);
+        self.rejected(peer, &done);
+        res.map(|()| done)
     }
 
     /// Queues actions for the master (follower side).
-    pub fn enqueue(
+    pub fn enqueue<'a>(
         &self,
         f: &Follower,
-        actions: &[S::Action],
+        actions: impl IntoIterator<Item = &'a S::Action, IntoIter: ExactSizeIterator>,
         reply: Option<Reply>,
     ) -> Result<(), DispatchError> {
+        let actions = actions.into_iter();
         self.enqueue_with(f, actions.len(), reply, |buf| {
             for a in actions {
                 codec::encode_into(a, buf)?;
             }
             Ok(())
         })
+    }
+
+    /// On a hub with a validator, checks this process's own actions (as
+    /// sent by `peer`) against the hub's state before they are queued for
+    /// the shared log: returns the accepted ones and the first rejection.
+    /// `None` where nothing is checked before queueing (a follower: its
+    /// master checks).
+    pub fn precheck<'a>(
+        &self,
+        actions: &'a [S::Action],
+        peer: &Peer,
+    ) -> Option<(Vec<&'a S::Action>, Option<DispatchError>)> {
+        self.sequencer()?;
+        let check = self.check(peer)?;
+        let mut accepted = Vec::with_capacity(actions.len());
+        let mut rejected = Vec::new();
+        {
+            let core = self.core.read();
+            for (i, a) in actions.iter().enumerate() {
+                match check.run(&core.state, a, i) {
+                    Some(r) => rejected.push(r),
+                    None => accepted.push(a),
+                }
+            }
+        }
+        let done = Committed { seq: 0, rejected };
+        self.rejected(peer, &done);
+        let first = done.single().err();
+        Some((accepted, first))
     }
 
     /// Queues `count` actions that `write` appends, already encoded.
@@ -626,20 +713,31 @@ impl<S: Reducer> Shared<S> {
     }
 
     /// Runs `step` on the outbox with this store's applied seq, then the
-    /// replies it made ready, and wakes `close` if it drained.
+    /// replies it made ready, and wakes `close` if it drained; reports the
+    /// rejections of dispatches no commit waited on.
     fn with_outbox(&self, step: impl FnOnce(&mut Outbox, u64) -> outbox::Ready) {
         let Some(f) = &self.follower else { return };
         let applied = self.core.read().seq;
-        let (ready, depth) = {
+        let (ready, depth, unclaimed) = {
             let mut q = f.queue.lock();
             let ready = step(&mut q, applied);
             if q.drained().is_some() {
                 f.drained.notify_waiters();
             }
-            (ready, q.queued())
+            (ready, q.queued(), q.take_unclaimed())
         };
         crate::telemetry::queue_depth(S::NAME, depth);
         outbox::run(ready);
+        for reason in unclaimed {
+            self.event(crate::Event::DispatchRejected { reason });
+        }
+    }
+
+    /// The master rejected action `index` of `batch` (its ack follows).
+    pub fn rejected_by_master(&self, batch: u64, index: u32, reason: &str) {
+        if let Some(f) = &self.follower {
+            f.queue.lock().rejected(batch, index, reason);
+        }
     }
 
     /// Records the master's ack of `batch`, its last action at `seq`; its
@@ -664,7 +762,7 @@ impl<S: Reducer> Shared<S> {
 
     /// After a rejoin: the batches the master applied while the link was
     /// down are settled; the rest of the in-flight ones will be sent again.
-    pub fn rejoined(&self, applied: &[(u64, u64)]) {
+    pub fn rejoined(&self, applied: &[(u64, Committed)]) {
         self.with_outbox(|q, seq| q.rejoined(applied, seq));
     }
 

@@ -199,6 +199,13 @@ pub enum DispatchError {
     /// guard for ever. Drop the guard first.
     #[error("this thread holds a read guard of the store; drop it before dispatching")]
     StateBorrowed,
+    /// The master's (or hub's) validator refused the action
+    /// ([`crate::StoreBuilder::validate`]); it was not applied anywhere.
+    #[error("the action was rejected: {reason}")]
+    Rejected {
+        /// The validator's reason.
+        reason: String,
+    },
 }
 
 /// A frame read off a link was bad. The link that sent it is closed; other

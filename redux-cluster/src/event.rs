@@ -88,6 +88,21 @@ pub enum Event {
         /// The position of the snapshot it installed.
         to: u64,
     },
+    /// The validator of this store ([`crate::StoreBuilder::validate`])
+    /// refused an action of `peer`; it was not applied. (The dispatcher
+    /// gets the reason too.)
+    ActionRejected {
+        /// Who sent it.
+        peer: String,
+        /// The validator's reason.
+        reason: String,
+    },
+    /// The master refused an action this store dispatched without waiting
+    /// for its commit (`dispatch`, not `commit`); it was not applied.
+    DispatchRejected {
+        /// The validator's reason.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -130,6 +145,12 @@ impl std::fmt::Display for Event {
                 f,
                 "this hub fell behind the trimmed log at position {from} and started over from the snapshot at {to}"
             ),
+            Event::ActionRejected { peer, reason } => {
+                write!(f, "rejected an action of {peer}: {reason}")
+            }
+            Event::DispatchRejected { reason } => {
+                write!(f, "the master rejected a dispatched action: {reason}")
+            }
         }
     }
 }

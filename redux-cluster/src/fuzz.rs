@@ -153,24 +153,24 @@ pub fn journal_file<S: Reducer>(data: &[u8]) -> usize {
         Ok(replay) => replay
             .records
             .iter()
-            .filter(|rec| journal_record::<S>(replay.version >= 2, rec.count, &rec.payload))
+            .filter(|rec| journal_record::<S>(replay.version, rec.count, &rec.payload))
             .count(),
         Err(_) => 0,
     };
     // A record's payload alone, as if its checksums had passed.
     if let Some((count, payload)) = data.split_first() {
-        journal_record::<S>(true, u32::from(*count), payload);
+        journal_record::<S>(journal::JOURNAL_VERSION, u32::from(*count), payload);
     }
     decoded
 }
 
 #[cfg(feature = "backup")]
-fn journal_record<S: Reducer>(with_marks: bool, count: u32, payload: &[u8]) -> bool {
-    match crate::persist::split_sessions::<Vec<Mark>>(with_marks, payload) {
+fn journal_record<S: Reducer>(version: u16, count: u32, payload: &[u8]) -> bool {
+    match crate::persist::journal_marks(version, payload) {
         Ok((marks, packed)) => {
             let mut sessions = Sessions::default();
             for m in marks {
-                sessions.record(m.session, m.batch, m.seq);
+                sessions.record(m.session, m.batch, m.committed());
             }
             codec::decode_packed::<S::Action>(count, packed).is_ok()
         }
@@ -219,6 +219,13 @@ pub fn snapshot_seed<S: Reducer>(state: &S) -> Vec<u8> {
         session: 9,
         last_batch: 3,
         recent: vec![(2, 5), (3, 6)],
+        rejected: vec![(
+            3,
+            vec![crate::validate::Rejection {
+                index: 0,
+                reason: "seed".into(),
+            }],
+        )],
     }];
     let mut body = Vec::new();
     let encoded = codec::encode_into(&crate::reducer::describe_store::<S>(), &mut body)
@@ -249,6 +256,7 @@ pub fn journal_seed<S: Reducer>(actions: &[S::Action]) -> Vec<u8> {
             session: 9,
             batch: seq,
             seq,
+            rejected: Vec::new(),
         }];
         let mut payload = postcard::to_stdvec(&marks).unwrap_or_default();
         if codec::encode_into(action, &mut payload).is_err() {

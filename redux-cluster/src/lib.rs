@@ -53,6 +53,8 @@
 //!   of a link, and the type-erased store views they use.
 //! - `registry.rs`: the stores of this process, by name.
 //! - `session.rs`: exactly-once dispatch across reconnects.
+//! - `validate.rs`: per-action validation where actions are sequenced: who
+//!   sent an action (`Peer`), a rejection (`Reject`), what a batch came to.
 //! - `transport/`: byte streams only (`pipe.rs`: the worker channel);
 //!   `accept.rs`: the one accept loop every server runs.
 //! - `cluster.rs`: forking workers (the basic scheme).
@@ -111,6 +113,7 @@ mod store;
 mod streams;
 mod telemetry;
 pub mod transport;
+mod validate;
 #[cfg(feature = "ws")]
 pub mod ws;
 
@@ -130,6 +133,7 @@ pub use redux_cluster_derive::{reducer, ClusterStore, Schema};
 pub use schema::{describe, first_difference, Schema, SchemaHash, SchemaHasher, StoreId};
 pub use store::{StateGuard, Store, StoreBuilder};
 pub use streams::{ActionItem, Actions, Missed, Selection, Subscription};
+pub use validate::{Peer, Reject, MAX_REASON};
 
 /// Any error a store reports through its error hook.
 #[derive(Debug, thiserror::Error)]

@@ -58,21 +58,56 @@ pub enum Read<'a> {
 /// Where a follower's dispatch batch ended in the ring: the batch's session
 /// and number, and the seq of its last action. The journal stores these
 /// with the actions, so exactly-once survives a restart of the master.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mark {
     /// The follower's dispatch session.
     pub session: u64,
     /// The batch number within the session.
     pub batch: u64,
-    /// The seq of the batch's last action.
+    /// The seq of the batch's last applied action.
     pub seq: u64,
+    /// Actions of the batch the validator rejected.
+    pub rejected: Vec<crate::validate::Rejection>,
+}
+
+/// [`Mark`] as journals of format 2 wrote it (before validation).
+#[cfg_attr(not(feature = "backup"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MarkBefore {
+    pub session: u64,
+    pub batch: u64,
+    pub seq: u64,
+}
+
+impl From<MarkBefore> for Mark {
+    fn from(m: MarkBefore) -> Self {
+        Mark {
+            session: m.session,
+            batch: m.batch,
+            seq: m.seq,
+            rejected: Vec::new(),
+        }
+    }
+}
+
+impl Mark {
+    /// What the batch came to.
+    #[cfg_attr(not(feature = "backup"), allow(dead_code))]
+    pub fn committed(&self) -> crate::validate::Committed {
+        crate::validate::Committed {
+            seq: self.seq,
+            rejected: self.rejected.clone(),
+        }
+    }
 }
 
 /// The ring.
 pub struct Log {
     chunks: VecDeque<Chunk>,
-    /// Marks of the batches whose actions the ring holds, oldest first.
-    marks: VecDeque<Mark>,
+    /// Marks of the batches whose actions the ring holds, oldest first,
+    /// each with the seq of the journal record it goes in (see
+    /// [`Log::mark`]).
+    marks: VecDeque<(u64, Mark)>,
     bytes: usize,
     limits: LogLimits,
     next_seq: u64,
@@ -162,22 +197,29 @@ impl Log {
             }
         }
         let first = self.chunks.front().map_or(self.next_seq, |c| c.first_seq);
-        while self.marks.front().is_some_and(|m| m.seq < first) {
+        while self.marks.front().is_some_and(|(at, _)| *at < first) {
             self.marks.pop_front();
         }
     }
 
-    /// Records that the actions up to `mark.seq` (already pushed) ended a
-    /// follower's dispatch batch.
-    pub fn mark(&mut self, mark: Mark) {
-        self.marks.push_back(mark);
+    /// Records that a follower's dispatch batch ended: with `applied`, at
+    /// its last action, `mark.seq` (already pushed); without (the
+    /// validator rejected all of it), it is journaled with the next action,
+    /// so a later batch of its session is never on disk without it.
+    pub fn mark(&mut self, mark: Mark, applied: bool) {
+        let at = if applied { mark.seq } else { self.next_seq };
+        self.marks.push_back((at, mark));
     }
 
-    /// The marks of batches ending at seqs `from..=to`, oldest first.
+    /// The marks of batches journaled with the actions at seqs
+    /// `from..=to`, oldest first.
     #[cfg_attr(not(feature = "backup"), allow(dead_code))]
     pub fn marks_in(&self, from: u64, to: u64) -> impl Iterator<Item = &Mark> {
-        let start = self.marks.partition_point(|m| m.seq < from);
-        self.marks.range(start..).take_while(move |m| m.seq <= to)
+        let start = self.marks.partition_point(|(at, _)| *at < from);
+        self.marks
+            .range(start..)
+            .take_while(move |(at, _)| *at <= to)
+            .map(|(_, m)| m)
     }
 
     /// Reads actions starting at `seq`, at most about `budget` bytes (at
@@ -315,11 +357,15 @@ mod tests {
         );
         for i in 1..=100u64 {
             log.push_raw(&i.to_le_bytes());
-            log.mark(Mark {
-                session: 1,
-                batch: i,
-                seq: i,
-            });
+            log.mark(
+                Mark {
+                    session: 1,
+                    batch: i,
+                    seq: i,
+                    rejected: Vec::new(),
+                },
+                true,
+            );
         }
         let seqs: Vec<u64> = log.marks_in(90, 95).map(|m| m.seq).collect();
         assert_eq!(seqs, vec![90, 91, 92, 93, 94, 95]);
@@ -327,6 +373,17 @@ mod tests {
             log.marks_in(1, 40).next().is_none(),
             "evicted with their actions"
         );
+        // A batch rejected whole goes with the next action.
+        let whole = Mark {
+            session: 2,
+            batch: 1,
+            seq: 100,
+            rejected: Vec::new(),
+        };
+        log.mark(whole.clone(), false);
+        assert!(log.marks_in(100, 100).all(|m| m.session == 1));
+        log.push_raw(&[0]);
+        assert_eq!(log.marks_in(101, 101).collect::<Vec<_>>(), vec![&whole]);
     }
 
     #[test]

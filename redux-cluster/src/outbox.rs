@@ -11,14 +11,16 @@
 
 use crate::error::DispatchError;
 use crate::protocol::{Channel, Dispatch, FrameCodec, Message};
+use crate::validate::{Committed, Rejection};
 use crate::FrameError;
 use std::collections::{HashMap, VecDeque};
 
-/// Called once with the fate of a dispatch: its commit seq, or why not.
-pub(crate) type Reply = Box<dyn FnOnce(Result<u64, DispatchError>) + Send>;
+/// Called once with the fate of a dispatch: its commit seq and the actions
+/// of it the validator rejected, or why it was not committed.
+pub(crate) type Reply = Box<dyn FnOnce(Result<Committed, DispatchError>) + Send>;
 
 /// Replies to run, with their results, once the outbox is unlocked.
-pub(crate) type Ready = Vec<(Reply, Result<u64, DispatchError>)>;
+pub(crate) type Ready = Vec<(Reply, Result<Committed, DispatchError>)>;
 
 /// Largest segment of queued dispatches (one frame).
 const SEG_BYTES: usize = 256 * 1024;
@@ -29,9 +31,11 @@ struct Seg {
     batch: u64,
     count: u32,
     bytes: Vec<u8>,
-    /// Commits waiting on this batch: (request, actions of the batch up to
-    /// and including the commit's last).
-    requests: Vec<(u64, u32)>,
+    /// Commits waiting on this batch: (request, the commit's actions as
+    /// indices `start..end` of the batch).
+    requests: Vec<(u64, u32, u32)>,
+    /// Actions of the batch the master rejected (told before its ack).
+    rejected: Vec<Rejection>,
 }
 
 /// The outbox of one follower store.
@@ -50,8 +54,11 @@ pub(crate) struct Outbox {
     resend: bool,
     next_request: u64,
     waiting: HashMap<u64, Reply>,
-    /// Acks for seqs not applied here yet: (seq, request).
-    acked: Vec<(u64, u64)>,
+    /// Acks for seqs not applied here yet: (request, what it came to).
+    acked: Vec<(u64, Committed)>,
+    /// Reasons the master gave for rejecting actions no commit waited on
+    /// (`dispatch`), to report.
+    unclaimed: Vec<String>,
     /// Set when the link will never come back.
     dead: Option<DispatchError>,
     /// Actions dropped because the link died for good.
@@ -108,6 +115,7 @@ impl Outbox {
                 count: 0,
                 bytes: Vec::new(),
                 requests: Vec::new(),
+                rejected: Vec::new(),
             });
         }
         let Some(seg) = self.segs.back_mut() else {
@@ -126,7 +134,8 @@ impl Outbox {
         seg.count += count as u32;
         if let Some(reply) = reply {
             self.next_request += 1;
-            seg.requests.push((self.next_request, seg.count));
+            seg.requests
+                .push((self.next_request, seg.count - count as u32, seg.count));
             self.waiting.insert(self.next_request, reply);
         }
         self.queued += count;
@@ -197,6 +206,23 @@ impl Outbox {
         (ready, failed)
     }
 
+    /// The master rejected action `index` of `batch` (its ack follows).
+    pub fn rejected(&mut self, batch: u64, index: u32, reason: &str) {
+        if let Some(seg) = self.inflight.iter_mut().find(|s| s.batch == batch) {
+            if index < seg.count && !seg.rejected.iter().any(|r| r.index == index) {
+                seg.rejected.push(Rejection {
+                    index,
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Takes the reasons of rejected actions no commit waited on.
+    pub fn take_unclaimed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unclaimed)
+    }
+
     /// The master acked `batch`, its last action at `seq`; `applied` is
     /// this store's seq. Commits resolve once their seq is applied here.
     ///
@@ -243,13 +269,20 @@ impl Outbox {
     /// After a rejoin: the batches the master applied while the link was
     /// down (with the seq of each one's last action) are settled; the rest
     /// of the in-flight ones will be sent again.
-    pub fn rejoined(&mut self, batches: &[(u64, u64)], applied: u64) -> Ready {
+    pub fn rejoined(&mut self, batches: &[(u64, Committed)], applied: u64) -> Ready {
         let mut ready = Vec::new();
-        for &(batch, seq) in batches {
-            if let Some(i) = self.inflight.iter().position(|s| s.batch == batch) {
-                if let Some(seg) = self.inflight.remove(i) {
+        for (batch, done) in batches {
+            if let Some(i) = self.inflight.iter().position(|s| s.batch == *batch) {
+                if let Some(mut seg) = self.inflight.remove(i) {
                     self.queued -= seg.count as usize;
-                    self.settle_seg(&seg, seq, applied, &mut ready);
+                    // Rejections told with the rejoin (a hub's own table)
+                    // join those told before it.
+                    for r in &done.rejected {
+                        if !seg.rejected.iter().any(|x| x.index == r.index) {
+                            seg.rejected.push(r.clone());
+                        }
+                    }
+                    self.settle_seg(&seg, done.seq, applied, &mut ready);
                 }
             }
         }
@@ -265,15 +298,17 @@ impl Outbox {
     pub fn resolve(&mut self, applied: u64) -> Ready {
         let mut ready = Vec::new();
         let waiting = &mut self.waiting;
-        self.acked.retain(|&(seq, request)| {
-            if seq > applied {
-                return true;
+        let mut i = 0;
+        while i < self.acked.len() {
+            if self.acked[i].1.seq > applied {
+                i += 1;
+                continue;
             }
+            let (request, done) = self.acked.swap_remove(i);
             if let Some(reply) = waiting.remove(&request) {
-                ready.push((reply, Ok(seq)));
+                ready.push((reply, Ok(done)));
             }
-            false
-        });
+        }
         ready
     }
 
@@ -299,21 +334,57 @@ impl Outbox {
         (ready, dropped)
     }
 
+    /// Settles the commits of an acked segment whose last applied action
+    /// is at `last_seq`: each gets the seq of its own last applied action
+    /// (rejected actions take none) and its rejected actions, numbered
+    /// within the commit. Rejections no commit covers are kept to report.
     fn settle_seg(&mut self, seg: &Seg, last_seq: u64, applied: u64, ready: &mut Ready) {
-        for &(request, upto) in &seg.requests {
-            let seq = last_seq - u64::from(seg.count - upto);
-            if seq <= applied {
+        let within = |r: &&Rejection, from: u32, to: u32| r.index >= from && r.index < to;
+        let mut claimed = 0;
+        for &(request, start, end) in &seg.requests {
+            // Applied actions after this commit's last.
+            let after = (seg.count - end)
+                - seg
+                    .rejected
+                    .iter()
+                    .filter(|r| within(r, end, seg.count))
+                    .count() as u32;
+            let done = Committed {
+                seq: last_seq - u64::from(after),
+                rejected: seg
+                    .rejected
+                    .iter()
+                    .filter(|r| within(r, start, end))
+                    .map(|r| Rejection {
+                        index: r.index - start,
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+            };
+            claimed += done.rejected.len();
+            // A commit rejected whole has nothing to wait for.
+            let whole = done.rejected.len() as u32 == end - start;
+            if done.seq <= applied || whole {
                 if let Some(reply) = self.waiting.remove(&request) {
-                    ready.push((reply, Ok(seq)));
+                    ready.push((reply, Ok(done)));
                 }
             } else {
-                self.acked.push((seq, request));
+                self.acked.push((request, done));
             }
+        }
+        if claimed < seg.rejected.len() {
+            let covered = |r: &&Rejection| seg.requests.iter().any(|&(_, a, b)| within(r, a, b));
+            self.unclaimed.extend(
+                seg.rejected
+                    .iter()
+                    .filter(|r| !covered(r))
+                    .map(|r| r.reason.clone()),
+            );
         }
     }
 
     fn fail_requests(&mut self, seg: &Seg, err: &DispatchError, ready: &mut Ready) {
-        for (request, _) in &seg.requests {
+        for (request, _, _) in &seg.requests {
             if let Some(reply) = self.waiting.remove(request) {
                 ready.push((reply, Err(err.clone())));
             }
@@ -333,7 +404,7 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    type Results = Arc<Mutex<Vec<(u8, Result<u64, DispatchError>)>>>;
+    type Results = Arc<Mutex<Vec<(u8, Result<Committed, DispatchError>)>>>;
 
     fn commit(results: &Results, tag: u8) -> Reply {
         let r = Arc::clone(results);
@@ -361,9 +432,9 @@ mod tests {
         assert!(ready.is_empty() && failed.is_empty() && !out.is_empty());
         // One batch of 6 actions, the last at seq 106; applied here: 103.
         run(o.ack(1, 106, 103));
-        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(102))]);
+        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(Committed::at(102)))]);
         run(o.resolve(106));
-        assert_eq!(results.lock().unwrap()[1], (2, Ok(106)));
+        assert_eq!(results.lock().unwrap()[1], (2, Ok(Committed::at(106))));
         assert_eq!(o.queued(), 0);
     }
 
@@ -377,14 +448,14 @@ mod tests {
         let _ = o.take(Channel::default(), &mut out, &codec);
         push(&mut o, 1, Some(commit(&results, 2)));
         let _ = o.take(Channel::default(), &mut out, &codec);
-        run(o.rejoined(&[(1, 40)], 40));
-        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(40))]);
+        run(o.rejoined(&[(1, Committed::at(40))], 40));
+        assert_eq!(*results.lock().unwrap(), vec![(1, Ok(Committed::at(40)))]);
         assert!(o.has_work(), "batch 2 goes again");
         out.clear();
         let _ = o.take(Channel::default(), &mut out, &codec);
         assert!(!out.is_empty());
         run(o.ack(2, 41, 41));
-        assert_eq!(results.lock().unwrap()[1], (2, Ok(41)));
+        assert_eq!(results.lock().unwrap()[1], (2, Ok(Committed::at(41))));
     }
 
     #[test]
@@ -402,12 +473,19 @@ mod tests {
         run(o.ack(1, 10, 12));
         assert_eq!(o.acked_batch(), 1);
         // A rejoin now reports batch 2 as applied.
-        run(o.rejoined(&[(2, 11)], 12));
+        run(o.rejoined(&[(2, Committed::at(11))], 12));
         assert_eq!(o.acked_batch(), 3);
         assert!(!o.has_work());
         let mut got = results.lock().unwrap().clone();
         got.sort_by_key(|(t, _)| *t);
-        assert_eq!(got, vec![(1, Ok(10)), (2, Ok(11)), (3, Ok(12))]);
+        assert_eq!(
+            got,
+            vec![
+                (1, Ok(Committed::at(10))),
+                (2, Ok(Committed::at(11))),
+                (3, Ok(Committed::at(12)))
+            ]
+        );
     }
 
     #[test]
@@ -422,5 +500,53 @@ mod tests {
         let (res, ready) = o.enqueue(1, None, 10, |_| Ok(()));
         assert_eq!(res, Err(DispatchError::Disconnected));
         assert!(ready.is_empty());
+    }
+
+    #[test]
+    fn rejected_actions_take_no_seq_and_fail_only_their_own_commits() {
+        let results: Results = Arc::default();
+        let mut o = Outbox::default();
+        // Batch: [c1: 2 actions] [dispatch: 1] [c2: 1] [c3: 2]
+        push(&mut o, 2, Some(commit(&results, 1)));
+        push(&mut o, 1, None);
+        push(&mut o, 1, Some(commit(&results, 2)));
+        push(&mut o, 2, Some(commit(&results, 3)));
+        let _ = o.take(Channel::default(), &mut Vec::new(), &FrameCodec::default());
+        // Rejected: the dispatch (2), c2 whole (3), and c3's first (4).
+        o.rejected(1, 2, "no");
+        o.rejected(1, 3, "c2");
+        o.rejected(1, 4, "c3");
+        o.rejected(1, 4, "twice");
+        o.rejected(1, 9, "out of range");
+        // Applied: 0, 1, 5 → seqs 51, 52, 53.
+        run(o.ack(1, 53, 53));
+        let mut got = results.lock().unwrap().clone();
+        got.sort_by_key(|(t, _)| *t);
+        let rejection = |index, reason: &str| Rejection {
+            index,
+            reason: reason.into(),
+        };
+        assert_eq!(
+            got,
+            vec![
+                (1, Ok(Committed::at(52))),
+                (
+                    2,
+                    Ok(Committed {
+                        seq: 52,
+                        rejected: vec![rejection(0, "c2")]
+                    })
+                ),
+                (
+                    3,
+                    Ok(Committed {
+                        seq: 53,
+                        rejected: vec![rejection(0, "c3")]
+                    })
+                ),
+            ]
+        );
+        assert_eq!(o.take_unclaimed(), vec!["no".to_owned()]);
+        assert_eq!(o.queued(), 0);
     }
 }

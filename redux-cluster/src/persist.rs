@@ -14,9 +14,9 @@ use crate::backup::{
 };
 use crate::codec;
 use crate::core::Shared;
-use crate::log::{Mark, Read};
+use crate::log::{Mark, MarkBefore, Read};
 use crate::reducer::Reducer;
-use crate::session::Saved;
+use crate::session::{Saved, SavedBefore};
 use parking_lot::Mutex as PlMutex;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -360,7 +360,7 @@ fn restore<S: Reducer>(
                     rec.first_seq, core.seq
                 )));
             }
-            let (marks, packed) = split_sessions::<Vec<Mark>>(r.version >= 2, &rec.payload)
+            let (marks, packed) = journal_marks(r.version, &rec.payload)
                 .map_err(|e| corrupt(format!("journal record's sessions do not decode: {e}")))?;
             let converted;
             let (actions, packed) = if r.ids.schema == S::SCHEMA {
@@ -377,10 +377,11 @@ fn restore<S: Reducer>(
                 (actions, &converted[..])
             };
             let skip = ((core.seq + 1 - rec.first_seq) as usize).min(actions.len());
-            core.apply_packed(&actions[skip..], packed);
-            // Marks the snapshot's table already holds are not counted twice.
-            for m in marks.iter().filter(|m| m.seq > from) {
-                sessions.record(m.session, m.batch, m.seq);
+            core.apply_packed(&actions[skip..], packed, None);
+            // Marks the snapshot's table already holds are not counted
+            // twice (a batch rejected whole, at `from`, may not be there).
+            for m in marks.iter().filter(|m| m.seq >= from) {
+                sessions.record(m.session, m.batch, m.committed());
             }
         }
     }
@@ -420,8 +421,23 @@ pub(crate) fn split_snapshot(
     } else {
         (String::new(), body)
     };
-    let (saved, state) = split_sessions::<Vec<Saved>>(version >= 2, rest)?;
+    let (saved, state) = if version >= 4 {
+        split_sessions::<Vec<Saved>>(true, rest)?
+    } else {
+        let (saved, state) = split_sessions::<Vec<SavedBefore>>(version >= 2, rest)?;
+        (saved.into_iter().map(Into::into).collect(), state)
+    };
     Ok((describe, saved, state))
+}
+
+/// Splits a journal record's payload of format `version` into the marks
+/// of the dispatch batches it holds and the actions.
+pub(crate) fn journal_marks(version: u16, payload: &[u8]) -> postcard::Result<(Vec<Mark>, &[u8])> {
+    if version >= 3 {
+        return split_sessions::<Vec<Mark>>(true, payload);
+    }
+    let (marks, packed) = split_sessions::<Vec<MarkBefore>>(version >= 2, payload)?;
+    Ok((marks.into_iter().map(Into::into).collect(), packed))
 }
 
 /// `e`, with the first difference between this build's schema and the
@@ -689,7 +705,7 @@ fn take_group<S: Reducer>(shared: &Shared<S>, cursor: u64) -> Group {
     if count == 0 {
         return Group::UpToDate;
     }
-    let marks: Vec<Mark> = log.marks_in(first, at - 1).copied().collect();
+    let marks: Vec<Mark> = log.marks_in(first, at - 1).cloned().collect();
     let Ok(mut payload) = postcard::to_stdvec(&marks) else {
         // Plain integers always encode; a snapshot is the safe fallback.
         return Group::Evicted;

@@ -354,9 +354,10 @@ impl Handle<Result<Accepted, String>> for Links {
         stop: tokio_util::sync::CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
         self.access.collect_expired(tokio::time::Instant::now());
-        let opts = conn.map(|(r, w, peer, peer_key)| {
+        let opts = conn.map(|(r, w, peer, peer_key, who)| {
             let opts = ServeOptions {
                 peer,
+                who,
                 codec: self.codec,
                 join_wait: Duration::ZERO,
                 access: Some(Arc::clone(&self.access)),
@@ -383,7 +384,7 @@ impl Handle<Result<Accepted, String>> for Links {
     ) -> impl Future<Output = ()> + Send + 'static {
         let (codec, max_clients) = (self.codec, self.max_clients);
         async move {
-            if let Ok((r, w, peer, _)) = conn {
+            if let Ok((r, w, peer, _, _)) = conn {
                 tracing::warn!(max_clients, %peer, "refusing a client: too many connected");
                 refuse_full(r, w, codec, max_clients).await;
             }
@@ -422,22 +423,31 @@ impl Listen for Listener {
     }
 }
 
-type Accepted = (BoxRead, BoxWrite, String, PeerKey);
+/// A connection: its halves, its name for messages, its ban key, and who
+/// it is for the validator.
+type Accepted = (BoxRead, BoxWrite, String, PeerKey, crate::Peer);
 
 /// A network connection, named and keyed by its remote address.
 #[cfg(feature = "tls")]
-fn remote<R, W, E>(conn: Result<(R, W, SocketAddr), E>) -> Result<Accepted, String>
+fn remote<R, W, E>(
+    conn: Result<(R, W, crate::transport::tls::Remote), E>,
+) -> Result<Accepted, String>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
     E: std::fmt::Display,
 {
     match conn {
-        Ok((r, w, addr)) => Ok((
+        Ok((r, w, who)) => Ok((
             Box::new(r),
             Box::new(w),
-            format!("client {addr}"),
-            PeerKey::ip(addr.ip()),
+            format!("client {}", who.addr),
+            PeerKey::ip(who.addr.ip()),
+            crate::Peer::Remote {
+                addr: who.addr,
+                login: None,
+                certificate: who.certificate,
+            },
         )),
         Err(e) => Err(e.to_string()),
     }
@@ -459,6 +469,11 @@ impl Listener {
                         PeerKey::Owner
                     } else {
                         PeerKey::Uid(cred.uid)
+                    },
+                    crate::Peer::Unix {
+                        uid: cred.uid,
+                        pid: cred.pid,
+                        login: None,
                     },
                 )),
                 Err(e) => Err(e.to_string()),

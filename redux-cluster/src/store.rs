@@ -21,10 +21,41 @@ use tokio::sync::oneshot;
 /// Configures a store before it starts.
 pub struct StoreBuilder<S: Reducer> {
     options: Options,
-    _state: std::marker::PhantomData<fn() -> S>,
+    validator: Option<crate::validate::Validator<S>>,
 }
 
 impl<S: Reducer> StoreBuilder<S> {
+    /// Checks every action before it is sequenced, where actions are
+    /// sequenced: on the master ([`start`](Self::start)) or a hub
+    /// ([`hub`](Self::hub)); a follower's store ignores it. `check` gets
+    /// the state the action would apply to (after the actions sequenced
+    /// before it), the action, and who sent it ([`crate::Peer`]: this
+    /// process, a forked worker, a Unix-socket process by uid, a remote
+    /// client by address and certificate, a browser; with its login).
+    ///
+    /// A rejected action is never applied anywhere and takes no seq; the
+    /// others of its batch are applied as usual. Its dispatcher learns
+    /// the reason: `commit` returns [`DispatchError::Rejected`]; a
+    /// `dispatch` on the master returns it, on a follower it is reported
+    /// to the follower's event hook ([`crate::Event::DispatchRejected`]);
+    /// a browser's `dispatch` promise rejects. The master reports each
+    /// rejection as [`crate::Event::ActionRejected`].
+    ///
+    /// `check` runs under the store's write lock, on the task that
+    /// applies: keep it quick and deterministic, and do not touch the
+    /// store from it. On a hub it sees the hub's own state, which may be a
+    /// few messages behind the shared log.
+    pub fn validate(
+        mut self,
+        check: impl Fn(&S, &S::Action, &crate::Peer) -> Result<(), crate::Reject>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.validator = Some(Arc::new(check));
+        self
+    }
+
     /// Sync mode for followers (default: action mode, resync every 1000).
     pub fn mode(mut self, mode: Mode) -> Self {
         self.options.mode = mode;
@@ -148,6 +179,9 @@ impl<S: Reducer> StoreBuilder<S> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let max_queue = self.options.max_queue;
         let shared = Arc::new(Shared::<S>::new(self.options, Some(Arc::clone(&wake))));
+        if let Some(v) = self.validator {
+            shared.set_validator(v);
+        }
         shared.add_role(Role::Hub);
         let hub = Arc::new(crate::hub::Hub::new(wake, max_queue));
         shared.set_sequencer(Arc::clone(&hub) as Arc<dyn crate::core::Sequencer>);
@@ -177,6 +211,9 @@ impl<S: Reducer> StoreBuilder<S> {
             return Ok(Store { shared });
         }
         let shared = Arc::new(Shared::<S>::new(self.options, None));
+        if let Some(v) = self.validator {
+            shared.set_validator(v);
+        }
         shared.add_role(Role::Master);
         shared.connected.store(true, Ordering::SeqCst);
         crate::registry::register(S::NAME, Arc::clone(&shared) as Arc<dyn crate::link::Source>)?;
@@ -261,7 +298,7 @@ impl<S: Reducer> Store<S> {
     pub fn builder() -> StoreBuilder<S> {
         StoreBuilder {
             options: Options::default(),
-            _state: std::marker::PhantomData,
+            validator: None,
         }
     }
 
@@ -280,14 +317,25 @@ impl<S: Reducer> Store<S> {
     /// numbers and travel together.
     ///
     /// # Errors
-    /// As [`Store::dispatch`].
+    /// As [`Store::dispatch`]. On the master (or a hub), when its validator
+    /// rejects some of the actions, the others are applied (or queued) and
+    /// this returns [`DispatchError::Rejected`] with the first reason.
     pub fn dispatch_all(&self, actions: &[S::Action]) -> Result<(), DispatchError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
         match &self.shared.follower {
-            None => self.shared.apply_local(actions).map(|_| ()),
-            Some(f) => self.shared.enqueue(f, actions, None),
+            None => self
+                .shared
+                .apply_local(actions, &crate::Peer::Local)
+                .and_then(|done| done.single().map(|_| ())),
+            Some(f) => match self.shared.precheck(actions, &crate::Peer::Local) {
+                None => self.shared.enqueue(f, actions, None),
+                Some((accepted, rejected)) => {
+                    self.shared.enqueue(f, accepted, None)?;
+                    rejected.map_or(Ok(()), Err)
+                }
+            },
         }
     }
 
@@ -313,6 +361,15 @@ impl<S: Reducer> Store<S> {
     /// # Cancel safety
     /// Dropping the future does not withdraw the action.
     pub async fn commit(&self, action: S::Action) -> Result<u64, DispatchError> {
+        self.commit_from(action, &crate::Peer::Local).await
+    }
+
+    /// [`commit`](Self::commit) of an action `peer` sent.
+    pub(crate) async fn commit_from(
+        &self,
+        action: S::Action,
+        peer: &crate::Peer,
+    ) -> Result<u64, DispatchError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(DispatchError::Closed);
         }
@@ -321,16 +378,26 @@ impl<S: Reducer> Store<S> {
         let reply: crate::core::Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
+        let action = std::slice::from_ref(&action);
         match &self.shared.follower {
             None => {
-                let seq = self.shared.apply_local(std::slice::from_ref(&action))?;
-                self.shared.reply_durable(seq, reply);
+                let done = self.shared.apply_local(action, peer)?;
+                if !done.rejected.is_empty() {
+                    return done.single();
+                }
+                self.shared.reply_durable(done, reply);
             }
-            Some(f) => self
-                .shared
-                .enqueue(f, std::slice::from_ref(&action), Some(reply))?,
+            Some(f) => {
+                if let Some((_, Some(rejected))) = self.shared.precheck(action, peer) {
+                    return Err(rejected);
+                }
+                self.shared.enqueue(f, action, Some(reply))?
+            }
         }
-        let done = rx.await.unwrap_or(Err(DispatchError::Closed));
+        let done = rx
+            .await
+            .unwrap_or(Err(DispatchError::Closed))
+            .and_then(crate::validate::Committed::single);
         if done.is_ok() {
             crate::telemetry::commit(S::NAME, started.elapsed());
         }

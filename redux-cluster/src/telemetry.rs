@@ -52,6 +52,8 @@ mod imp {
             Event::RolledBack { .. } => "rolled_back",
             Event::OlderMaster { .. } => "older_master",
             Event::HubFellBehind { .. } => "hub_fell_behind",
+            Event::ActionRejected { .. } => "action_rejected",
+            Event::DispatchRejected { .. } => "dispatch_rejected",
         };
         counter!("redux_cluster_events_total", "store" => store, "event" => kind).increment(1);
     }

@@ -7,12 +7,12 @@
 //! `<dir>/tls`), prints `loaded <seq> <total> <by1> <by2> <by3> <epoch>`,
 //! then `serving <target>` (a target the `client` binary takes), then
 //! (with `saved`) `saved <seq>` whenever more is on disk, until it is
-//! killed.
+//! killed. Its validator rejects `Add(_, 0)` ("adding nothing").
 
 use redux_cluster::server::ServeConfig;
 use redux_cluster::transport::tls::ServerIdentity;
 use redux_cluster::BackupConfig;
-use redux_cluster_tests::Counter;
+use redux_cluster_tests::{Counter, CounterAction};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -33,7 +33,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         cfg.count(1000)
     };
-    let store = Counter::start_master()?;
+    let store = Counter::builder()
+        .validate(|_, action, _| match action {
+            CounterAction::Add(_, 0) => Err("adding nothing".into()),
+            _ => Ok(()),
+        })
+        .start()?;
     let backup = store.backup(cfg).await?;
     let s = store.get_state();
     println!(

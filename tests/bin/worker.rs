@@ -12,6 +12,10 @@
 //! - `count K end`: dispatch K, wait for the `End` action, print final.
 //! - `follow EXPECT`: dispatch nothing, wait for EXPECT, print final.
 //! - `early K EXPECT`: dispatch K before the link is up (no await), then as `count`.
+//! - `rejected`: against a master that rejects `Add(_, 0)`: a commit of one
+//!   (prints `commit <error>`), a dispatch of `[Add(id, 2), Add(id, 0),
+//!   Add(id, 3)]` (prints `event <text>` for the rejection reported), then
+//!   a commit of `Add(id, 5)` (prints `committed <seq> <total here>`).
 
 use redux_cluster::{cluster, transport::pipe, Store};
 use redux_cluster_tests::{drifted, Counter, CounterAction, Notes, NotesAction};
@@ -52,6 +56,44 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 return Ok(());
             }
             finish(&store, num(2)).await
+        }
+        Some("rejected") => {
+            let (events, hook) = redux_cluster_tests::events();
+            let rejected = std::sync::Arc::new(tokio::sync::Notify::new());
+            let wake = std::sync::Arc::clone(&rejected);
+            let store = Counter::builder()
+                .on_event(move |e| {
+                    hook(e);
+                    if matches!(e, redux_cluster::Event::DispatchRejected { .. }) {
+                        wake.notify_one();
+                    }
+                })
+                .start()?;
+            store.ready().await?;
+            let err = store
+                .commit(CounterAction::Add(id, 0))
+                .await
+                .err()
+                .ok_or("the commit was not rejected")?;
+            println!("commit {err:?}");
+            store.dispatch_all(&[
+                CounterAction::Add(id, 2),
+                CounterAction::Add(id, 0),
+                CounterAction::Add(id, 3),
+            ])?;
+            rejected.notified().await;
+            let text = events
+                .lock()
+                .map_err(|_| "lock")?
+                .iter()
+                .find(|e| e.contains("rejected"))
+                .cloned()
+                .ok_or("no event")?;
+            println!("event {text}");
+            let seq = store.commit(CounterAction::Add(id, 5)).await?;
+            println!("committed {seq} {}", store.state().total);
+            std::io::stdout().flush()?;
+            Ok(())
         }
         Some("follow") => {
             let store = Counter::start_master()?;

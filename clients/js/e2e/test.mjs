@@ -242,6 +242,29 @@ try {
     if (dispatched.here < dispatched.seq || !dispatched.has) throw new Error(`dispatch resolved before the state held it: ${JSON.stringify(dispatched)}`);
   });
 
+  await check("an action the server's validator rejects is applied nowhere and its promise rejects with the reason", async () => {
+    const page = await open("123456");
+    await connected(page);
+    const outcome = await page.evaluate(async () => {
+      const before = window.board.getState().todos.length;
+      const settle = (p) => p.then((seq) => ({ seq }), (e) => ({ reason: e.reason, message: e.message }));
+      const committed = await settle(window.board.commit({ AddTodo: "   " }));
+      const dispatched = await settle(window.board.dispatch({ RemoveTodo: 100000 }));
+      // A later action is applied, and the rejected ones are still absent.
+      const seq = await window.board.dispatch({ AddTodo: "after the rejections" });
+      const todos = window.board.getState().todos;
+      return { before, committed, dispatched, seq, count: todos.length, blank: todos.some((t) => t.text.trim() === "") };
+    });
+    const { committed, dispatched } = outcome;
+    if (committed.reason !== "rejected" || committed.message !== "a todo needs some text") {
+      throw new Error(`commit: ${JSON.stringify(outcome)}`);
+    }
+    if (dispatched.reason !== "rejected" || dispatched.message !== "there is no todo #100000") {
+      throw new Error(`dispatch: ${JSON.stringify(outcome)}`);
+    }
+    if (outcome.blank || outcome.count !== outcome.before + 1) throw new Error(`state: ${JSON.stringify(outcome)}`);
+  });
+
   if (reactDist) {
     await check("a React page built from the packed package shows and changes the state", async () => {
       const site = await serveDir(reactDist);

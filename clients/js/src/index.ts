@@ -50,7 +50,10 @@ export interface ConnectOptions {
 export class ClusterError extends Error {
   constructor(
     message: string,
-    /** `banned`, `bad_credentials`, `login_required`, `protocol`, `disconnected`, `closed`, `dispatch`, `server`. */
+    /**
+     * `banned`, `bad_credentials`, `login_required`, `protocol`, `disconnected`, `closed`, `dispatch`, `server`,
+     * or `rejected`: the server's validator refused the action (the message is its reason); it was applied nowhere.
+     */
     readonly reason: string,
   ) {
     super(message);
@@ -303,7 +306,8 @@ class Client<S, A> implements ClusterClient<S, A> {
         break;
       }
       case "error": {
-        const err = new ClusterError(String(msg.message), msg.id === undefined ? "server" : "dispatch");
+        const reason = msg.code === "rejected" ? "rejected" : msg.id === undefined ? "server" : "dispatch";
+        const err = new ClusterError(String(msg.message), reason);
         const p = msg.id === undefined ? undefined : this.inflight.get(Number(msg.id));
         if (p) {
           this.inflight.delete(Number(msg.id));

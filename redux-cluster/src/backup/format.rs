@@ -39,8 +39,9 @@ pub(crate) const MAGIC: [u8; 8] = *b"RCBACKUP";
 /// The newest snapshot format version this build reads and the one it
 /// writes (1: the body is the state; 2: the dispatch sessions, then the
 /// state; 3: the schema's readable description, then as 2 — so a build
-/// whose schema differs can say where).
-pub const FORMAT_VERSION: u16 = 3;
+/// whose schema differs can say where; 4: as 3, the sessions with the
+/// actions the validator rejected).
+pub const FORMAT_VERSION: u16 = 4;
 /// Bytes of the snapshot header.
 pub const HEADER_LEN: usize = 160;
 /// Bytes of the SHA-256 trailer of an unencrypted file.

@@ -44,9 +44,10 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: [u8; 8] = *b"RCJOURNL";
 /// The newest journal format version this build reads and the one it
-/// writes. 2: each record's payload holds the dispatch batches it applied before
+/// writes. 3: as 2, each batch with the actions the validator rejected;
+/// 2: each record's payload holds the dispatch batches it applied before
 /// the actions (see persist.rs); 1: the actions alone.
-pub const JOURNAL_VERSION: u16 = 2;
+pub const JOURNAL_VERSION: u16 = 3;
 const VERSION: u16 = JOURNAL_VERSION;
 pub(crate) const HEADER_LEN: usize = COMMON_LEN + 4;
 const REC_HEAD: usize = 20;
@@ -961,11 +962,11 @@ mod tests {
         std::fs::write(&p, &MAGIC[..5]).unwrap();
         assert!(matches!(open(ids(), None), BackupError::Truncated { .. }));
         let mut b = Header::new(ids(), START, None).encode().to_vec();
-        b[8] = 3;
+        b[8] = (VERSION + 1) as u8;
         std::fs::write(&p, &b).unwrap();
         assert!(matches!(
             open(ids(), None),
-            BackupError::NewerFormat { found: 3, .. }
+            BackupError::NewerFormat { found, .. } if found == VERSION + 1
         ));
         std::fs::remove_dir_all(d).unwrap();
     }

@@ -8,6 +8,7 @@ use crate::error::DispatchError;
 use crate::log::Mark;
 use crate::reducer::Reducer;
 use crate::session::Seen;
+use crate::validate::Committed;
 
 /// What became of one batch of a log message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,9 @@ pub(crate) struct Settled {
     pub session: u64,
     pub batch: u64,
     /// The seq of the batch's last action (its first application's, for a
-    /// batch applied before), or why it was not applied.
-    pub result: Result<u64, DispatchError>,
+    /// batch applied before) and its rejected actions, or why it was not
+    /// applied.
+    pub result: Result<Committed, DispatchError>,
 }
 
 impl<S: Reducer> crate::core::Shared<S> {
@@ -33,22 +35,31 @@ impl<S: Reducer> crate::core::Shared<S> {
             for e in entries {
                 let result = match sessions.check(e.session, e.batch) {
                     // A batch whose seq is forgotten was applied before now.
-                    Seen::Duplicate(seq) => Ok(seq.unwrap_or(core.seq)),
+                    Seen::Duplicate(done) => Ok(done.unwrap_or(Committed::at(core.seq))),
                     Seen::New => match codec::decode_packed::<S::Action>(e.count, e.packed) {
                         Err(err) => Err(DispatchError::Refused(format!(
                             "the batch could not be decoded: {err}"
                         ))),
                         Ok(actions) => {
-                            let seq = core.apply_packed(&actions, e.packed);
+                            // Checked by the hub that published it.
+                            let seq = core.apply_packed(&actions, e.packed, None).seq;
+                            let done = Committed {
+                                seq,
+                                rejected: e.rejected.clone(),
+                            };
                             if let Some(log) = &mut core.log {
-                                log.mark(Mark {
-                                    session: e.session,
-                                    batch: e.batch,
-                                    seq,
-                                });
+                                log.mark(
+                                    Mark {
+                                        session: e.session,
+                                        batch: e.batch,
+                                        seq,
+                                        rejected: done.rejected.clone(),
+                                    },
+                                    e.count > 0,
+                                );
                             }
-                            sessions.record(e.session, e.batch, seq);
-                            Ok(seq)
+                            sessions.record(e.session, e.batch, done.clone());
+                            Ok(done)
                         }
                     },
                 };
@@ -158,6 +169,7 @@ mod tests {
                 batch: *batch,
                 count: *count,
                 packed,
+                rejected: Vec::new(),
             })
             .collect();
         shared.apply_entries(&entries)
@@ -169,7 +181,7 @@ mod tests {
         let first = apply(&hub, &[entry(1, 1, &[1, 2]), entry(2, 1, &[3])]);
         assert_eq!(
             first.iter().map(|s| s.result.clone()).collect::<Vec<_>>(),
-            vec![Ok(2), Ok(3)]
+            vec![Ok(Committed::at(2)), Ok(Committed::at(3))]
         );
         // Session 1's batch 1 again (re-sent through another hub), then its
         // batch 2, and a batch that does not decode.
@@ -181,8 +193,8 @@ mod tests {
                 (3, 1, 2, vec![0xff]),
             ],
         );
-        assert_eq!(again[0].result, Ok(2));
-        assert_eq!(again[1].result, Ok(4));
+        assert_eq!(again[0].result, Ok(Committed::at(2)));
+        assert_eq!(again[1].result, Ok(Committed::at(4)));
         assert!(matches!(&again[2].result, Err(DispatchError::Refused(_))));
         assert_eq!(hub.core.read().state.log, vec![1, 2, 3, 4]);
         assert_eq!(hub.core.read().seq, 4);
@@ -195,7 +207,10 @@ mod tests {
         other.install_snapshot(snap.clone(), || ran = true).unwrap();
         assert!(ran);
         assert_eq!(other.core.read().state, hub.core.read().state);
-        assert_eq!(apply(&other, &[entry(1, 2, &[4])])[0].result, Ok(4));
+        assert_eq!(
+            apply(&other, &[entry(1, 2, &[4])])[0].result,
+            Ok(Committed::at(4))
+        );
 
         // A snapshot of another schema changes nothing.
         let mut foreign = snap;
@@ -206,5 +221,32 @@ mod tests {
             Err(WireError::Schema)
         );
         assert_eq!(third.core.read().seq, 0);
+    }
+
+    #[test]
+    fn rejections_travel_with_the_batch_and_are_answered_again() {
+        let hub = Shared::<Tally>::new(Default::default(), None);
+        let rejected = vec![crate::validate::Rejection {
+            index: 0,
+            reason: "odd".into(),
+        }];
+        let xs = packed(&[2]);
+        let e = Entry {
+            session: 1,
+            batch: 1,
+            count: 1,
+            packed: &xs,
+            rejected: rejected.clone(),
+        };
+        let want = Ok(Committed { seq: 1, rejected });
+        assert_eq!(hub.apply_entries(std::slice::from_ref(&e))[0].result, want);
+        // Re-sent, and on a hub started from a snapshot.
+        assert_eq!(hub.apply_entries(std::slice::from_ref(&e))[0].result, want);
+        let other = Shared::<Tally>::new(Default::default(), None);
+        other
+            .install_snapshot(hub.hub_snapshot(1).unwrap(), || ())
+            .unwrap();
+        assert_eq!(other.apply_entries(&[e])[0].result, want);
+        assert_eq!(other.core.read().state.log, vec![2]);
     }
 }

@@ -181,11 +181,19 @@ impl Hub {
 }
 
 impl Sequencer for Hub {
-    fn submit(&self, session: u64, batch: u64, count: u32, packed: &[u8], reply: Reply) {
-        let refused = self
-            .pending
-            .lock()
-            .submit(session, batch, count, packed, Some(reply));
+    fn submit(
+        &self,
+        session: u64,
+        batch: u64,
+        count: u32,
+        packed: &[u8],
+        rejected: Vec<crate::validate::Rejection>,
+        reply: Reply,
+    ) {
+        let refused =
+            self.pending
+                .lock()
+                .submit(session, batch, count, packed, rejected, Some(reply));
         match refused {
             Some((reply, err)) => reply(Err(err)),
             None => self.wake.notify_one(),

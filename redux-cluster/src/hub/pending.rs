@@ -12,6 +12,7 @@ use super::wire::{self, Entry};
 use crate::core::Reply;
 use crate::error::DispatchError;
 use crate::schema::SchemaHash;
+use crate::validate::{Committed, Rejection};
 use std::collections::{HashMap, VecDeque};
 
 struct Queued {
@@ -19,6 +20,21 @@ struct Queued {
     batch: u64,
     count: u32,
     packed: Vec<u8>,
+    rejected: Vec<Rejection>,
+}
+
+impl Queued {
+    /// At most the bytes its entry takes in a message.
+    fn size(&self) -> usize {
+        // Varints: 25 bytes at most for the numbers, 10 per rejection.
+        self.packed.len()
+            + 25
+            + self
+                .rejected
+                .iter()
+                .map(|r| r.reason.len() + 10)
+                .sum::<usize>()
+    }
 }
 
 /// The queue and the waiting replies.
@@ -55,7 +71,8 @@ impl Pending {
         }
     }
 
-    /// Queues one batch; `reply` waits for it to be applied. Over the
+    /// Queues one batch (`count` accepted actions in `packed`, and the
+    /// rejected ones); `reply` waits for it to be applied. Over the
     /// queue's bound, a follower's batch (one with a reply) is refused and
     /// its reply returned with the error, to run outside the lock; the
     /// hub's own batches (no reply) come from its outbox, bounded there.
@@ -65,6 +82,7 @@ impl Pending {
         batch: u64,
         count: u32,
         packed: &[u8],
+        rejected: Vec<Rejection>,
         reply: Option<Reply>,
     ) -> Option<(Reply, DispatchError)> {
         if let Some(r) = reply {
@@ -79,6 +97,7 @@ impl Pending {
             batch,
             count,
             packed: packed.to_vec(),
+            rejected,
         });
         None
     }
@@ -96,8 +115,7 @@ impl Pending {
         wire::start_message(schema, &mut body);
         let (mut batches, mut actions) = (0, 0);
         while let Some(q) = self.queue.front() {
-            // An entry costs its bytes plus at most 25 bytes of varints.
-            let size = q.packed.len() + 25;
+            let size = q.size();
             if wire::MESSAGE_HEAD + size > max_bytes {
                 if let Some(q) = self.queue.pop_front() {
                     self.actions -= q.count as usize;
@@ -121,6 +139,7 @@ impl Pending {
                 batch: q.batch,
                 count: q.count,
                 packed: &q.packed,
+                rejected: q.rejected.clone(),
             };
             if let Err(e) = wire::push_entry(&entry, &mut body) {
                 self.fail(&q, &DispatchError::Encode(e.to_string()), &mut failed);
@@ -158,14 +177,14 @@ impl Pending {
     /// are in that snapshot's session table), with that seq.
     pub fn settle_applied(
         &mut self,
-        mut applied: impl FnMut(u64, u64) -> Option<u64>,
-    ) -> Vec<(Reply, u64)> {
+        mut applied: impl FnMut(u64, u64) -> Option<Committed>,
+    ) -> Vec<(Reply, Committed)> {
         let keys: Vec<(u64, u64)> = self.replies.keys().copied().collect();
         let mut out = Vec::new();
         for (session, batch) in keys {
-            if let Some(seq) = applied(session, batch) {
+            if let Some(done) = applied(session, batch) {
                 for r in self.replies.remove(&(session, batch)).unwrap_or_default() {
-                    out.push((r, seq));
+                    out.push((r, done.clone()));
                 }
             }
         }
@@ -187,7 +206,7 @@ mod tests {
         SchemaHash([3; 32])
     }
 
-    type Seen = Arc<Mutex<Vec<Result<u64, DispatchError>>>>;
+    type Seen = Arc<Mutex<Vec<Result<Committed, DispatchError>>>>;
 
     fn reply(seen: &Seen) -> Reply {
         let seen = Arc::clone(seen);
@@ -198,7 +217,9 @@ mod tests {
     fn batches_share_a_message_up_to_its_size_in_order() {
         let mut p = Pending::new(1000);
         for b in 1..=5u64 {
-            assert!(p.submit(7, b, 1, &[b as u8; 100], None).is_none());
+            assert!(p
+                .submit(7, b, 1, &[b as u8; 100], Vec::new(), None)
+                .is_none());
         }
         let (m, failed) = p.next_message(&schema(), 300);
         assert!(failed.is_empty());
@@ -219,8 +240,8 @@ mod tests {
     fn replies_wait_for_their_batch() {
         let seen = Seen::default();
         let mut p = Pending::new(1000);
-        p.submit(7, 1, 1, b"a", Some(reply(&seen)));
-        p.submit(7, 1, 1, b"a", Some(reply(&seen)));
+        p.submit(7, 1, 1, b"a", Vec::new(), Some(reply(&seen)));
+        p.submit(7, 1, 1, b"a", Vec::new(), Some(reply(&seen)));
         assert!(p.settle(7, 2).is_empty());
         let rs = p.settle(7, 1);
         assert_eq!(rs.len(), 2);
@@ -231,14 +252,14 @@ mod tests {
     fn replies_of_batches_a_snapshot_covers_are_settled() {
         let seen = Seen::default();
         let mut p = Pending::new(1000);
-        p.submit(7, 1, 1, b"a", Some(reply(&seen)));
-        p.submit(7, 2, 1, b"b", Some(reply(&seen)));
-        let done = p.settle_applied(|_, b| (b == 1).then_some(40));
+        p.submit(7, 1, 1, b"a", Vec::new(), Some(reply(&seen)));
+        p.submit(7, 2, 1, b"b", Vec::new(), Some(reply(&seen)));
+        let done = p.settle_applied(|_, b| (b == 1).then_some(Committed::at(40)));
         assert_eq!(done.len(), 1);
         for (r, seq) in done {
             r(Ok(seq));
         }
-        assert_eq!(*seen.lock().unwrap(), vec![Ok(40)]);
+        assert_eq!(*seen.lock().unwrap(), vec![Ok(Committed::at(40))]);
         assert_eq!(p.settle(7, 2).len(), 1);
     }
 
@@ -246,8 +267,12 @@ mod tests {
     fn a_full_queue_refuses_and_an_oversized_batch_fails() {
         let seen = Seen::default();
         let mut p = Pending::new(3);
-        assert!(p.submit(1, 1, 3, b"abc", Some(reply(&seen))).is_none());
-        let (r, e) = p.submit(1, 2, 1, b"d", Some(reply(&seen))).unwrap();
+        assert!(p
+            .submit(1, 1, 3, b"abc", Vec::new(), Some(reply(&seen)))
+            .is_none());
+        let (r, e) = p
+            .submit(1, 2, 1, b"d", Vec::new(), Some(reply(&seen)))
+            .unwrap();
         assert_eq!(e, DispatchError::QueueFull(3));
         r(Err(e));
         let (m, failed) = p.next_message(&schema(), 20);
@@ -257,6 +282,6 @@ mod tests {
             matches!(&failed[0].1, DispatchError::Refused(why) if why.contains("does not fit"))
         );
         // The queue is free again.
-        assert!(p.submit(1, 3, 3, b"abc", None).is_none());
+        assert!(p.submit(1, 3, 3, b"abc", Vec::new(), None).is_none());
     }
 }

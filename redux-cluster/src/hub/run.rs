@@ -549,12 +549,14 @@ fn settle_skipped<S: Reducer>(shared: &Shared<S>, hub: &Hub) {
         hub.pending
             .lock()
             .settle_applied(|session, batch| match sessions.check(session, batch) {
-                crate::session::Seen::Duplicate(seq) => Some(seq.unwrap_or(now)),
+                crate::session::Seen::Duplicate(done) => {
+                    Some(done.unwrap_or(crate::validate::Committed::at(now)))
+                }
                 crate::session::Seen::New => None,
             })
     };
-    for (reply, seq) in done {
-        reply(Ok(seq));
+    for (reply, done) in done {
+        reply(Ok(done));
     }
     if let Some(f) = &shared.follower {
         let acked = f.queue.lock().acked_batch();
@@ -571,7 +573,12 @@ fn answer<S: Reducer>(shared: &Shared<S>, hub: &Hub, settled: Vec<Settled>) {
     for s in settled {
         if Some(s.session) == own {
             match s.result {
-                Ok(seq) => shared.ack(s.batch, seq),
+                Ok(done) => {
+                    for r in &done.rejected {
+                        shared.rejected_by_master(s.batch, r.index, &r.reason);
+                    }
+                    shared.ack(s.batch, done.seq);
+                }
                 Err(e) => shared.nack(s.batch, e),
             }
             continue;
@@ -662,7 +669,7 @@ fn take_own<S: Reducer>(shared: &Shared<S>, hub: &Hub) {
         let (ready, _never) = q.take_with(|batch, count, packed| {
             hub.pending
                 .lock()
-                .submit(f.session, batch, count, packed, None);
+                .submit(f.session, batch, count, packed, Vec::new(), None);
             Ok::<(), DispatchError>(())
         });
         ready

@@ -7,7 +7,10 @@ use crate::session::Saved;
 use serde::{Deserialize, Serialize};
 
 /// First byte of every log message and snapshot.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The format before validation: entries and saved sessions without
+/// rejections; still read.
+const FORMAT_BEFORE: u8 = 1;
 
 /// How the shared log of one store is named on the NATS server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +100,19 @@ pub(crate) struct Entry<'a> {
     /// The actions, encoded one after the other.
     #[serde(borrow)]
     pub packed: &'a [u8],
+    /// Actions of the batch the validator rejected (indices within the
+    /// batch as sent; they are not in `packed`).
+    pub rejected: Vec<crate::validate::Rejection>,
+}
+
+/// [`Entry`] in [`FORMAT_BEFORE`].
+#[derive(Deserialize)]
+struct EntryBefore<'a> {
+    session: u64,
+    batch: u64,
+    count: u32,
+    #[serde(borrow)]
+    packed: &'a [u8],
 }
 
 /// Starts a log message of the store with schema `schema`.
@@ -132,7 +148,7 @@ pub(crate) fn entries<'a>(
     let Some((&format, rest)) = body.split_first() else {
         return Err(WireError::Malformed("empty message".into()));
     };
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_BEFORE {
         return Err(WireError::Format(format));
     }
     let (prefix, mut rest) = rest
@@ -142,9 +158,21 @@ pub(crate) fn entries<'a>(
         return Err(WireError::Schema);
     }
     let mut out = Vec::new();
+    let malformed = |e: postcard::Error| WireError::Malformed(e.to_string());
     while !rest.is_empty() {
-        let (e, r) = postcard::take_from_bytes::<Entry<'a>>(rest)
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        let (e, r) = if format == FORMAT {
+            postcard::take_from_bytes::<Entry<'a>>(rest).map_err(malformed)?
+        } else {
+            let (e, r) = postcard::take_from_bytes::<EntryBefore<'a>>(rest).map_err(malformed)?;
+            let e = Entry {
+                session: e.session,
+                batch: e.batch,
+                count: e.count,
+                packed: e.packed,
+                rejected: Vec::new(),
+            };
+            (e, r)
+        };
         out.push(e);
         rest = r;
     }
@@ -169,6 +197,17 @@ pub(crate) struct Snapshot {
     pub state: Vec<u8>,
 }
 
+/// [`Snapshot`] in [`FORMAT_BEFORE`].
+#[derive(Deserialize)]
+struct SnapshotBefore {
+    schema: [u8; 32],
+    epoch: u64,
+    position: u64,
+    seq: u64,
+    sessions: Vec<crate::session::SavedBefore>,
+    state: Vec<u8>,
+}
+
 impl Snapshot {
     /// The bytes stored.
     pub fn encode(&self) -> postcard::Result<Vec<u8>> {
@@ -177,9 +216,19 @@ impl Snapshot {
 
     /// Reads stored bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let malformed = |e: postcard::Error| WireError::Malformed(e.to_string());
         match bytes.split_first() {
-            Some((&FORMAT, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| WireError::Malformed(e.to_string()))
+            Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(malformed),
+            Some((&FORMAT_BEFORE, rest)) => {
+                let s: SnapshotBefore = postcard::from_bytes(rest).map_err(malformed)?;
+                Ok(Snapshot {
+                    schema: s.schema,
+                    epoch: s.epoch,
+                    position: s.position,
+                    seq: s.seq,
+                    sessions: s.sessions.into_iter().map(Into::into).collect(),
+                    state: s.state,
+                })
             }
             Some((&other, _)) => Err(WireError::Format(other)),
             None => Err(WireError::Malformed("empty snapshot".into())),
@@ -229,12 +278,17 @@ mod tests {
             batch: 1,
             count: 2,
             packed: b"ab",
+            rejected: vec![crate::validate::Rejection {
+                index: 1,
+                reason: "no".into(),
+            }],
         };
         let b = Entry {
             session: u64::MAX,
             batch: 9,
             count: 0,
             packed: b"",
+            rejected: Vec::new(),
         };
         push_entry(&a, &mut m).unwrap();
         push_entry(&b, &mut m).unwrap();
@@ -247,6 +301,39 @@ mod tests {
         m[0] = 9;
         assert_eq!(entries(&m, &schema(7)), Err(WireError::Format(9)));
         assert!(entries(&[], &schema(7)).is_err());
+    }
+
+    #[test]
+    fn messages_and_snapshots_of_the_format_before_validation_are_read() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            session: u64,
+            batch: u64,
+            count: u32,
+            packed: &'a [u8],
+        }
+        let mut m = vec![FORMAT_BEFORE];
+        m.extend_from_slice(&schema(7).0[..8]);
+        let old = Old {
+            session: 3,
+            batch: 1,
+            count: 2,
+            packed: b"ab",
+        };
+        m = postcard::to_extend(&old, m).unwrap();
+        let e = entries(&m, &schema(7)).unwrap();
+        assert_eq!((e[0].session, e[0].batch, e[0].count), (3, 1, 2));
+        assert_eq!((e[0].packed, e[0].rejected.len()), (&b"ab"[..], 0));
+        let saved = vec![crate::session::SavedBefore {
+            session: 1,
+            last_batch: 2,
+            recent: vec![(2, 10)],
+        }];
+        let body = ([1u8; 32], 5u64, 42u64, 10u64, saved, vec![9u8]);
+        let bytes = postcard::to_extend(&body, vec![FORMAT_BEFORE]).unwrap();
+        let s = Snapshot::decode(&bytes).unwrap();
+        assert_eq!((s.position, s.seq, s.state), (42, 10, vec![9]));
+        assert_eq!(s.sessions[0].recent, vec![(2, 10)]);
     }
 
     #[test]
@@ -279,6 +366,7 @@ mod tests {
                 session: 1,
                 last_batch: 2,
                 recent: vec![(2, 1000)],
+                rejected: vec![(2, Vec::new())],
             }],
             state: vec![1, 2, 3],
         };
@@ -286,8 +374,8 @@ mod tests {
         assert_eq!(Snapshot::position_in(&Snapshot::name(42)), Some(42));
         assert!(Snapshot::name(9) < Snapshot::name(10));
         let mut bytes = s.encode().unwrap();
-        bytes[0] = 2;
-        assert_eq!(Snapshot::decode(&bytes), Err(WireError::Format(2)));
+        bytes[0] = FORMAT + 1;
+        assert_eq!(Snapshot::decode(&bytes), Err(WireError::Format(FORMAT + 1)));
     }
 
     #[test]

@@ -200,6 +200,7 @@ impl Upstream {
                 Message::Actions(m) => m.channel,
                 Message::Ack(m) => m.channel,
                 Message::Nack(m) => m.channel,
+                Message::Rejected(m) => m.channel,
                 Message::Digest(m) => m.channel,
                 Message::Heartbeat(_) => continue,
                 Message::Goodbye(g) => return Err(LinkError::Refused(g.reason.to_string())),
@@ -251,6 +252,10 @@ impl Upstream {
                 }
                 Message::Nack(m) => {
                     sink.on_nack(m.batch, m.request, m.reason);
+                    Ok(())
+                }
+                Message::Rejected(m) => {
+                    sink.on_rejected(m.batch, m.index, m.reason);
                     Ok(())
                 }
                 _ => Ok(()),

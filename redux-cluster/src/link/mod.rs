@@ -106,19 +106,21 @@ pub(crate) trait Source: Send + Sync {
     /// Whether a follower resuming from `pos` can be sent the actions after
     /// it (else it needs a snapshot).
     fn can_resume(&self, pos: Position) -> bool;
-    /// Applies (or, on a relay, forwards) batch `batch` of `session`;
-    /// `reply` gets the commit seq of its last action. A batch already
-    /// applied is not applied again; `reply` still gets its seq.
+    /// Applies (or, on a relay, forwards) batch `batch` of `session`, sent
+    /// by `peer`; `reply` gets the commit seq of its last applied action
+    /// and the actions the validator rejected. A batch already applied is
+    /// not applied again; `reply` still gets what it came to.
     fn dispatch_packed(
         &self,
         session: u64,
         batch: u64,
         count: u32,
         packed: &[u8],
+        peer: &crate::Peer,
         reply: crate::core::Reply,
     ) -> Result<(), postcard::Error>;
-    /// Batches of `session` applied after `acked`, with their seqs.
-    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, u64)>;
+    /// Batches of `session` applied after `acked`, with what each came to.
+    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, crate::validate::Committed)>;
     /// Appends frames bringing the follower up to date, about `budget`
     /// bytes; returns whether more remain.
     fn fill(
@@ -162,6 +164,8 @@ pub(crate) trait Sink: Send + Sync {
     fn on_digest(&self, seq: u64, digest: &[u8; 32]) -> Result<(), crate::SyncError>;
     fn on_ack(&self, batch: u64, request: u64, seq: u64);
     fn on_nack(&self, batch: u64, request: u64, reason: &str);
+    /// The master rejected action `index` of `batch` (its ack follows).
+    fn on_rejected(&self, batch: u64, index: u32, reason: &str);
     fn on_refused(&self, refusal: &JoinRefused<'_>);
     /// The link is gone for good, with this reason (a refused login).
     fn on_fatal(&self, why: &crate::JoinError);

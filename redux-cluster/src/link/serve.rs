@@ -14,7 +14,7 @@ use crate::error::{FrameError, SchemaMismatch};
 use crate::options::Role;
 use crate::protocol::{
     Ack, Channel, FrameCodec, Goodbye, Join, JoinRefusal, JoinRefused, Joined, Message, Nack,
-    Refuse, RefuseReason, Welcome,
+    Refuse, RefuseReason, Rejected, Welcome,
 };
 use crate::registry;
 use crate::transport::accept::GRACE;
@@ -38,6 +38,9 @@ const MAX_CONTROL: usize = 16 << 20;
 pub(crate) struct ServeOptions {
     /// Who the peer is, for messages.
     pub peer: String,
+    /// Who the peer is, for the validator (its login is filled in once
+    /// admitted).
+    pub who: crate::Peer,
     pub codec: FrameCodec,
     /// How long a join may wait for this process to create the store.
     pub join_wait: Duration,
@@ -168,7 +171,8 @@ where
         None => handshake(&mut reader, &mut writer, &opts).await,
     };
     let result = match admitted {
-        Ok(read_only) => {
+        Ok((read_only, login)) => {
+            let who = opts.who.clone().with_login(login);
             reader.admitted(opts.codec);
             let mut writer = AbortOnDrop(tokio::spawn(write_loop(
                 Arc::clone(&link),
@@ -182,7 +186,7 @@ where
                 }
             };
             let (res, writer_done) = tokio::select! {
-                res = read_loop(&link, &mut reader, &opts, read_only) => (res, false),
+                res = read_loop(&link, &mut reader, &opts, &who, read_only) => (res, false),
                 () = stopping => {
                     // The server shuts down: a goodbye, then the end of the
                     // stream, so the peer knows why and sees a clean close.
@@ -262,12 +266,14 @@ impl Drop for Detach {
     }
 }
 
-/// Admits the peer or refuses it; returns whether it is read-only.
+/// Admits the peer or refuses it; returns whether it is read-only, and the
+/// login it proved (none on a server without logins: a name it was merely
+/// told proves nothing).
 async fn handshake<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
     opts: &ServeOptions,
-) -> Result<bool, LinkError>
+) -> Result<(bool, Option<String>), LinkError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -301,7 +307,8 @@ where
                     read_only: w.read_only,
                 };
                 writer.send(&Message::Welcome(welcome)).await?;
-                return Ok(w.read_only);
+                let proved = w.signature.and(w.login);
+                return Ok((w.read_only, proved));
             }
             Step::Refuse(r) => return refuse(writer, r, opts).await,
         }
@@ -346,6 +353,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     link: &Arc<LinkState>,
     reader: &mut FrameReader<R>,
     opts: &ServeOptions,
+    who: &crate::Peer,
     read_only: bool,
 ) -> Result<(), LinkError> {
     while let Some(msg) = super::next_within(reader, opts.heartbeat).await? {
@@ -380,7 +388,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let reply = ack_reply(link, d.channel, d.batch, d.request);
                 let session = link.session_of(d.channel);
                 source
-                    .dispatch_packed(session, d.batch, d.count, d.packed, reply)
+                    .dispatch_packed(session, d.batch, d.count, d.packed, who, reply)
                     .map_err(|e| LinkError::Frame(FrameError::malformed(e)))?;
             }
             Message::Diverged(d) => {
@@ -425,12 +433,17 @@ fn ack_reply(
     let link = Arc::clone(link);
     Box::new(move |res| {
         let msg = match &res {
-            Ok(seq) => Message::Ack(Ack {
-                channel,
-                batch,
-                request,
-                seq: *seq,
-            }),
+            Ok(done) => {
+                // The rejections first: the follower settles the batch at
+                // its ack.
+                push_rejected(&link, channel, batch, &done.rejected);
+                Message::Ack(Ack {
+                    channel,
+                    batch,
+                    request,
+                    seq: done.seq,
+                })
+            }
             Err(e) => {
                 let reason = e.to_string();
                 // Encoded right here, while `reason` lives.
@@ -450,6 +463,27 @@ fn ack_reply(
         // is closed by the control bound, so nothing else to do.
         let _ = link.push(&link.post, &msg);
     })
+}
+
+/// Tells the follower which actions of `batch` the validator rejected.
+fn push_rejected(
+    link: &LinkState,
+    channel: Channel,
+    batch: u64,
+    rejected: &[crate::validate::Rejection],
+) {
+    for r in rejected {
+        // A failure means the follower stopped reading (see `ack_reply`).
+        let _ = link.push(
+            &link.post,
+            &Message::Rejected(Rejected {
+                channel,
+                batch,
+                index: r.index,
+                reason: &r.reason,
+            }),
+        );
+    }
 }
 
 fn join(link: &Arc<LinkState>, j: &Join<'_>, opts: &ServeOptions) -> Result<(), LinkError> {
@@ -575,12 +609,28 @@ fn finish_join(
     source.event(crate::Event::PeerJoined {
         peer: opts.peer.clone(),
     });
+    let applied = source.applied_after(req.session, req.acked_batch);
+    // The rejections of the batches the join settles go first, like an
+    // ack's.
+    for (batch, done) in &applied {
+        for r in &done.rejected {
+            link.push(
+                &link.pre,
+                &Message::Rejected(Rejected {
+                    channel: req.channel,
+                    batch: *batch,
+                    index: r.index,
+                    reason: &r.reason,
+                }),
+            )?;
+        }
+    }
     link.push(
         &link.pre,
         &Message::Joined(Joined {
             channel: req.channel,
             epoch: source.epoch(),
-            applied: source.applied_after(req.session, req.acked_batch),
+            applied: applied.iter().map(|(b, d)| (*b, d.seq)).collect(),
             schema: source.schema(),
         }),
     )?;

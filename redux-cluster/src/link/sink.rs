@@ -50,7 +50,11 @@ impl<S: Reducer> Sink for Shared<S> {
     }
 
     fn on_joined(&self, _epoch: u64, applied: &[(u64, u64)], master_schema: SchemaHash) {
-        self.rejoined(applied);
+        let applied: Vec<(u64, crate::validate::Committed)> = applied
+            .iter()
+            .map(|&(batch, seq)| (batch, crate::validate::Committed::at(seq)))
+            .collect();
+        self.rejoined(&applied);
         if let Some(f) = &self.follower {
             *f.master_schema.lock() = Some(master_schema);
             if master_schema != S::SCHEMA {
@@ -129,7 +133,7 @@ impl<S: Reducer> Sink for Shared<S> {
             }
             // Anything at or below our seq is already applied: skip it.
             let skip = ((expected - first_seq) as usize).min(actions.len());
-            core.apply_packed(&actions[skip..], packed)
+            core.apply_packed(&actions[skip..], packed, None).seq
         };
         self.publish(applied);
         self.resolve_acks(applied);
@@ -159,6 +163,10 @@ impl<S: Reducer> Sink for Shared<S> {
 
     fn on_nack(&self, batch: u64, _request: u64, reason: &str) {
         self.nack(batch, DispatchError::Refused(reason.to_string()));
+    }
+
+    fn on_rejected(&self, batch: u64, index: u32, reason: &str) {
+        self.rejected_by_master(batch, index, reason);
     }
 
     fn on_refused(&self, r: &JoinRefused<'_>) {

@@ -9,6 +9,7 @@ use crate::protocol::{Actions, Digest, FrameCodec, Message, Position, Snapshot};
 use crate::reducer::Reducer;
 use crate::schema::SchemaHash;
 use crate::session::Seen;
+use crate::validate::Committed;
 use crate::FrameError;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -54,6 +55,7 @@ impl<S: Reducer> Source for Shared<S> {
         batch: u64,
         count: u32,
         packed: &[u8],
+        peer: &crate::Peer,
         reply: Reply,
     ) -> Result<(), postcard::Error> {
         // Decode everything first: a malformed batch applies nothing.
@@ -61,8 +63,27 @@ impl<S: Reducer> Source for Shared<S> {
         if let Some(log) = self.sequencer() {
             // A hub: the shared log orders the batch, under the follower's
             // own session, so a batch re-sent through another hub is
-            // recognised there.
-            log.submit(session, batch, count, packed, reply);
+            // recognised there. The validator runs first, against this
+            // hub's state; the rejections travel with the batch.
+            let Some(check) = self.check(peer) else {
+                log.submit(session, batch, count, packed, Vec::new(), reply);
+                return Ok(());
+            };
+            let mut accepted = Vec::with_capacity(packed.len());
+            let mut rejected = Vec::new();
+            {
+                let core = self.core.read();
+                for (i, (a, range)) in actions.iter().enumerate() {
+                    match check.run(&core.state, a, i) {
+                        Some(r) => rejected.push(r),
+                        None => accepted.extend_from_slice(&packed[range.clone()]),
+                    }
+                }
+            }
+            let kept = count - rejected.len() as u32;
+            let done = crate::validate::Committed { seq: 0, rejected };
+            self.rejected(peer, &done);
+            log.submit(session, batch, kept, &accepted, done.rejected, reply);
             return Ok(());
         }
         if let Some(f) = &self.follower {
@@ -77,33 +98,40 @@ impl<S: Reducer> Source for Shared<S> {
             return Ok(());
         }
         let mut sessions = self.sessions.lock();
-        if let Seen::Duplicate(seq) = sessions.check(session, batch) {
+        if let Seen::Duplicate(done) = sessions.check(session, batch) {
             drop(sessions);
             // A batch whose seq is forgotten was applied at or before now.
-            let seq = seq.unwrap_or_else(|| self.core.read().seq);
-            self.reply_durable(seq, reply);
+            let done = done.unwrap_or_else(|| Committed::at(self.core.read().seq));
+            self.reply_durable(done, reply);
             return Ok(());
         }
-        let seq = {
+        let check = self.check(peer);
+        let done = {
             let mut core = self.core.write();
-            let seq = core.apply_packed(&actions, packed);
+            let done = core.apply_packed(&actions, packed, check.as_ref());
             if let Some(log) = &mut core.log {
-                log.mark(Mark {
-                    session,
-                    batch,
-                    seq,
-                });
+                let applied = done.rejected.len() < actions.len();
+                log.mark(
+                    Mark {
+                        session,
+                        batch,
+                        seq: done.seq,
+                        rejected: done.rejected.clone(),
+                    },
+                    applied,
+                );
             }
-            seq
+            done
         };
-        sessions.record(session, batch, seq);
+        sessions.record(session, batch, done.clone());
         drop(sessions);
-        self.publish(seq);
-        self.reply_durable(seq, reply);
+        self.publish(done.seq);
+        self.rejected(peer, &done);
+        self.reply_durable(done, reply);
         Ok(())
     }
 
-    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, u64)> {
+    fn applied_after(&self, session: u64, acked: u64) -> Vec<(u64, Committed)> {
         self.sessions.lock().applied_after(session, acked)
     }
 

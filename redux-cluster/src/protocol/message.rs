@@ -60,6 +60,11 @@ pub enum Message<'a> {
     /// Either way: closing, with a reason.
     #[serde(borrow)]
     Goodbye(Goodbye<'a>),
+    /// Master → follower: the validator rejected one action of a dispatch
+    /// batch; sent before the batch's `Ack` (or the `Joined` that settles
+    /// it), which then counts only the batch's applied actions.
+    #[serde(borrow)]
+    Rejected(Rejected<'a>),
 }
 
 /// First message of a link.
@@ -273,6 +278,19 @@ pub struct Nack<'a> {
     pub reason: &'a str,
 }
 
+/// One action of a dispatch batch that the master's validator rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rejected<'a> {
+    /// Channel.
+    pub channel: Channel,
+    /// The batch.
+    pub batch: u64,
+    /// The action's index within the batch.
+    pub index: u32,
+    /// The validator's reason.
+    pub reason: &'a str,
+}
+
 /// Digest of the state at `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
@@ -328,6 +346,7 @@ impl Message<'_> {
             Message::Diverged(_) => "diverged",
             Message::Heartbeat(_) => "heartbeat",
             Message::Goodbye(_) => "goodbye",
+            Message::Rejected(_) => "rejected",
         }
     }
 }

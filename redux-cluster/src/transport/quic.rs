@@ -26,6 +26,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{
     ConnectionError, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt,
 };
+use rustls_pki_types::CertificateDer;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
@@ -219,7 +220,7 @@ impl Drop for QuicWriter {
 pub struct QuicServer {
     endpoint: Endpoint,
     local_addr: SocketAddr,
-    accepted: mpsc::Receiver<Result<(RecvStream, QuicWriter, SocketAddr)>>,
+    accepted: mpsc::Receiver<Result<(RecvStream, QuicWriter, tls::Remote)>>,
     accepting: Accepting,
 }
 
@@ -265,14 +266,14 @@ impl QuicServer {
         })
     }
 
-    /// The next open link: `(reader, writer, peer address)`. An `Err` is
+    /// The next open link: `(reader, writer, who opened it)`. An `Err` is
     /// one connection that failed (bad certificate, timeout, not our
     /// protocol); keep accepting after it. `None` once the server is
     /// closed.
     ///
     /// # Cancel safety
     /// Cancel safe: a link is never lost by dropping this future.
-    pub async fn accept(&mut self) -> Option<Result<(RecvStream, QuicWriter, SocketAddr)>> {
+    pub async fn accept(&mut self) -> Option<Result<(RecvStream, QuicWriter, tls::Remote)>> {
         self.accepted.recv().await
     }
 
@@ -339,7 +340,7 @@ impl Listen for Endpoint {
 /// bounded by the handshake timeout; open links go to the queue
 /// [`QuicServer::accept`] reads.
 struct Handshakes {
-    tx: mpsc::Sender<Result<(RecvStream, QuicWriter, SocketAddr)>>,
+    tx: mpsc::Sender<Result<(RecvStream, QuicWriter, tls::Remote)>>,
     timeout: Duration,
     linger: Duration,
 }
@@ -363,9 +364,14 @@ impl Handle<quinn::Incoming> for Handshakes {
             }
             // Waits while the queue is full: backpressure up to the most
             // handshakes at once.
-            let _ = tx
-                .send(link.map(|(r, w)| (r, QuicWriter::new(w, linger), remote)))
-                .await;
+            let link = link.map(|(r, w, certificate)| {
+                let who = tls::Remote {
+                    addr: remote,
+                    certificate,
+                };
+                (r, QuicWriter::new(w, linger), who)
+            });
+            let _ = tx.send(link).await;
         }
     }
 
@@ -379,8 +385,15 @@ impl Handle<quinn::Incoming> for Handshakes {
     }
 }
 
-async fn open_server_link(incoming: quinn::Incoming) -> Result<(RecvStream, SendStream)> {
+/// Opens a link: the streams and the subject of the client's certificate.
+async fn open_server_link(
+    incoming: quinn::Incoming,
+) -> Result<(RecvStream, SendStream, Option<String>)> {
     let conn = incoming.await.map_err(conn_error)?;
+    let subject = conn
+        .peer_identity()
+        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| tls::subject_of(Some(&chain)));
     let (mut send, mut recv) = conn.accept_bi().await.map_err(conn_error)?;
     let mut first = [0u8; 1];
     recv.read_exact(&mut first).await.map_err(read_error)?;
@@ -390,7 +403,7 @@ async fn open_server_link(incoming: quinn::Incoming) -> Result<(RecvStream, Send
     }
     send.write_all(&[LINK_OPEN]).await.map_err(write_error)?;
     // The streams hold the connection; `conn` may go.
-    Ok((recv, send))
+    Ok((recv, send, subject))
 }
 
 /// Connects to a QUIC server and opens the link: `(reader, writer)`.

@@ -102,7 +102,7 @@ impl TcpTlsOptions {
 #[derive(Debug)]
 pub struct TcpTlsServer {
     local_addr: SocketAddr,
-    accepted: mpsc::Receiver<Result<(TlsReader, TlsWriter, SocketAddr)>>,
+    accepted: mpsc::Receiver<Result<(TlsReader, TlsWriter, tls::Remote)>>,
     accepting: Accepting,
 }
 
@@ -136,14 +136,14 @@ impl TcpTlsServer {
         })
     }
 
-    /// The next open link: `(reader, writer, peer address)`. An `Err` is
+    /// The next open link: `(reader, writer, who opened it)`. An `Err` is
     /// one connection that failed (bad certificate, timeout, not our
     /// protocol) or a failed `accept(2)`; keep accepting after it. `None`
     /// once the server is closed.
     ///
     /// # Cancel safety
     /// Cancel safe: a link is never lost by dropping this future.
-    pub async fn accept(&mut self) -> Option<Result<(TlsReader, TlsWriter, SocketAddr)>> {
+    pub async fn accept(&mut self) -> Option<Result<(TlsReader, TlsWriter, tls::Remote)>> {
         self.accepted.recv().await
     }
 
@@ -171,7 +171,7 @@ impl TcpTlsServer {
 /// [`TcpTlsServer::accept`] reads.
 struct Handshakes {
     acceptor: TlsAcceptor,
-    tx: mpsc::Sender<Result<(TlsReader, TlsWriter, SocketAddr)>>,
+    tx: mpsc::Sender<Result<(TlsReader, TlsWriter, tls::Remote)>>,
     timeout: Duration,
 }
 
@@ -193,15 +193,30 @@ impl Handle<(TcpStream, SocketAddr)> for Handshakes {
             }
             // Waits while the queue is full: backpressure up to the most
             // handshakes at once.
-            let _ = tx.send(link.map(|(r, w)| (r, w, remote))).await;
+            let link = link.map(|(r, w, certificate)| {
+                (
+                    r,
+                    w,
+                    tls::Remote {
+                        addr: remote,
+                        certificate,
+                    },
+                )
+            });
+            let _ = tx.send(link).await;
         }
     }
 }
 
-async fn open_server_link(acceptor: TlsAcceptor, tcp: TcpStream) -> Result<(TlsReader, TlsWriter)> {
+/// Opens a link: the halves and the subject of the client's certificate.
+async fn open_server_link(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+) -> Result<(TlsReader, TlsWriter, Option<String>)> {
     tcp.set_nodelay(true)?;
     let mut tls = acceptor.accept(tcp).await.map_err(tls_error)?;
     tls::check_alpn(tls.get_ref().1.alpn_protocol())?;
+    let subject = tls::subject_of(tls.get_ref().1.peer_certificates());
     let mut first = [0u8; 1];
     tls.read_exact(&mut first).await.map_err(tls_error)?;
     if first[0] != LINK_OPEN {
@@ -209,7 +224,8 @@ async fn open_server_link(acceptor: TlsAcceptor, tcp: TcpStream) -> Result<(TlsR
     }
     tls.write_all(&[LINK_OPEN]).await.map_err(tls_error)?;
     tls.flush().await.map_err(tls_error)?;
-    Ok(tokio::io::split(TlsStream::from(tls)))
+    let (r, w) = tokio::io::split(TlsStream::from(tls));
+    Ok((r, w, subject))
 }
 
 /// Connects to a TCP+TLS server and opens the link: `(reader, writer)`.

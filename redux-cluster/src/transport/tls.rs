@@ -56,6 +56,24 @@ pub(crate) const LINK_OPEN: u8 = 0x01;
 
 /// Over TCP, rustls lets a handshake through when the client offers no
 /// ALPN at all (QUIC always requires it); refuse such a peer here.
+/// Who opened a link over TLS (TCP or QUIC): its address and, when the
+/// server asks for client certificates, the subject of the certificate it
+/// presented (verified by then), as `CN=…, O=…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The peer's address.
+    pub addr: std::net::SocketAddr,
+    /// The subject of its certificate.
+    pub certificate: Option<String>,
+}
+
+/// The subject of the first (end-entity) certificate of `chain`.
+pub(crate) fn subject_of(chain: Option<&[CertificateDer<'_>]>) -> Option<String> {
+    let der = chain?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.subject().to_string())
+}
+
 pub(crate) fn check_alpn(negotiated: Option<&[u8]>) -> Result<()> {
     match negotiated {
         Some(p) if p == ALPN => Ok(()),

@@ -39,7 +39,7 @@
 //!                                   <-     snapshot {epoch, seq, state}
 //!                                   <-     patch {epoch, from, seq, ops}           (RFC 6902, repeated)
 //! dispatch {id, action}             ->
-//!                                   <-     ack {id, seq} | error {id, message}
+//!                                   <-     ack {id, seq} | error {id, message, code?}
 //! anything malformed                ->
 //!                                   <-     error {message}
 //! ```
@@ -50,6 +50,10 @@
 //! computed once for every client after the apply); a client that wants
 //! "my state includes it" waits for its state to reach `seq` (the TS
 //! client's `dispatch` does; its `commit` resolves at the ack).
+//!
+//! An `error` with `code: "rejected"` says the store's validator refused
+//! the action ([`crate::StoreBuilder::validate`]): it was applied nowhere,
+//! and `message` is the validator's reason.
 //!
 //! A `patch` takes the state from sequence number `from` to `seq`; it may
 //! cover several actions (the server coalesces under load). A client whose

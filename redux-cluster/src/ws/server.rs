@@ -188,6 +188,8 @@ pub(crate) struct Peer {
     pub name: String,
     /// For bans.
     pub key: PeerKey,
+    /// For the validator (its login filled in once admitted).
+    pub who: crate::Peer,
 }
 
 pub(crate) type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
@@ -228,10 +230,19 @@ impl Accept {
             Some(ip) => Peer {
                 name: format!("browser {ip} (via proxy {remote})"),
                 key: PeerKey::ip(ip),
+                who: crate::Peer::Browser {
+                    // The proxy does not say the browser's port.
+                    addr: SocketAddr::new(ip, 0),
+                    login: None,
+                },
             },
             None => Peer {
                 name: format!("browser {remote}"),
                 key: PeerKey::ip(remote.ip()),
+                who: crate::Peer::Browser {
+                    addr: remote,
+                    login: None,
+                },
             },
         };
         Ok((ws, peer))

@@ -87,6 +87,8 @@ impl Out {
 /// Who logged in, and where the browser said it stands.
 struct Admitted {
     read_only: bool,
+    /// The login the browser proved, if the server asked for one.
+    login: Option<String>,
     resume: Option<(u64, u64)>,
     /// The welcome to send, once the connection has its full limits.
     welcome: String,
@@ -124,7 +126,10 @@ pub(crate) async fn run<S: Reducer>(
                     timeout: limits.write_timeout,
                 };
                 match out.text(a.welcome.clone()).await {
-                    Ok(()) => serve(&mut stream, &mut out, &store, feed, limits, a).await,
+                    Ok(()) => {
+                        let who = peer.who.clone().with_login(a.login.clone());
+                        serve(&mut stream, &mut out, &store, feed, limits, a, who).await
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -237,8 +242,10 @@ async fn login<S: Reducer>(
                     signature: w.signature.map(|s| wire::hex(&s)),
                     epoch,
                 };
+                let login = w.signature.and(w.login.clone());
                 return Ok(Admitted {
                     read_only: w.read_only,
+                    login,
                     resume,
                     welcome: welcome.to_text(),
                 });
@@ -289,6 +296,7 @@ async fn serve<S: Reducer>(
     mut feed: Feed,
     limits: Limits,
     admitted: Admitted,
+    who: crate::Peer,
 ) -> Result<(), End> {
     let mut at = admitted.resume;
     feed.rx.borrow_and_update();
@@ -311,7 +319,7 @@ async fn serve<S: Reducer>(
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
                         let message = "binary frames are not part of this protocol; send JSON text";
-                        out.msg(&ServerMsg::Error { id: None, message }).await?;
+                        out.msg(&ServerMsg::Error { id: None, message, code: None }).await?;
                         continue;
                     }
                     Some(Ok(_)) => continue,
@@ -327,13 +335,13 @@ async fn serve<S: Reducer>(
                             match serde_json::from_value::<S::Action>(action) {
                                 Err(e) => Some((Some(id), format!("not an action of this store: {e}"))),
                                 Ok(action) if inline => {
-                                    let done = store.commit(action).await;
+                                    let done = store.commit_from(action, &who).await;
                                     ack(out, (id, done)).await?;
                                     None
                                 }
                                 Ok(action) => {
-                                    let store = store.clone();
-                                    commits.spawn(async move { (id, store.commit(action).await) });
+                                    let (store, who) = (store.clone(), who.clone());
+                                    commits.spawn(async move { (id, store.commit_from(action, &who).await) });
                                     None
                                 }
                             }
@@ -342,7 +350,7 @@ async fn serve<S: Reducer>(
                     Ok(_) => Some((None, "already logged in".to_owned())),
                 };
                 if let Some((id, message)) = reply {
-                    out.msg(&ServerMsg::Error { id, message: &message }).await?;
+                    out.msg(&ServerMsg::Error { id, message: &message, code: None }).await?;
                 }
             }
             changed = feed.rx.changed() => {
@@ -371,11 +379,20 @@ async fn serve<S: Reducer>(
 async fn ack(out: &mut Out, (id, done): Done) -> Result<(), End> {
     match done {
         Ok(seq) => out.msg(&ServerMsg::Ack { id, seq }).await,
+        Err(DispatchError::Rejected { reason }) => {
+            out.msg(&ServerMsg::Error {
+                id: Some(id),
+                message: &reason,
+                code: Some("rejected"),
+            })
+            .await
+        }
         Err(e) => {
             let message = e.to_string();
             out.msg(&ServerMsg::Error {
                 id: Some(id),
                 message: &message,
+                code: None,
             })
             .await
         }

@@ -87,6 +87,10 @@ pub(crate) enum ServerMsg<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
         message: &'a str,
+        /// `rejected` when the validator refused the action (`message` is
+        /// then its reason).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<&'a str>,
     },
 }
 
@@ -189,6 +193,7 @@ mod tests {
             &ServerMsg::Error {
                 id: None,
                 message: "x\"y",
+                code: None,
             }
             .to_text(),
         )
