@@ -64,7 +64,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .start()?;
     let ws = store
-        .serve_ws(WsConfig::new(args.ws).login(&args.login, &args.password))
+        // Actions go to the pages too, for the Redux DevTools extension.
+        .serve_ws(
+            WsConfig::new(args.ws)
+                .login(&args.login, &args.password)
+                .actions(true),
+        )
         .await?;
     let http = TcpListener::bind(args.http).await?;
     let ws_port = ws.local_addr().port();
@@ -151,9 +156,15 @@ async fn serve_http(mut conn: TcpStream, ws_port: u16) -> std::io::Result<()> {
                 .replace("__WS_PORT__", &ws_port.to_string())
                 .into_bytes(),
         ),
-        "/redux-cluster.js" => {
-            let file =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../clients/js/dist/index.js");
+        "/redux-cluster.js" | "/devtools.js" => {
+            let name = if path == "/devtools.js" {
+                "devtools.js"
+            } else {
+                "index.js"
+            };
+            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../clients/js/dist")
+                .join(name);
             match tokio::task::spawn_blocking(move || std::fs::read(file)).await {
                 Ok(Ok(js)) => ("200 OK", "text/javascript; charset=utf-8", js),
                 _ => (

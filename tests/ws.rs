@@ -87,6 +87,8 @@ struct Browser {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     state: Value,
     at: Option<(String, u64)>,
+    /// The `actions` of every patch applied, in order.
+    actions: Vec<Value>,
 }
 
 /// How a login ended.
@@ -128,6 +130,7 @@ impl Browser {
             ws,
             state: Value::Null,
             at: None,
+            actions: Vec::new(),
         }
     }
 
@@ -222,6 +225,9 @@ impl Browser {
                 assert_eq!(f["from"].as_u64(), Some(at), "patches chain: {f}");
                 let ops: json_patch::Patch = serde_json::from_value(f["ops"].clone()).expect("ops");
                 json_patch::patch(&mut self.state, &ops).expect("the patch applies");
+                if let Some(a) = f["actions"].as_array() {
+                    self.actions.extend(a.iter().cloned());
+                }
             }
             other => panic!("not a state frame: {other:?}"),
         }
@@ -626,5 +632,43 @@ async fn a_malformed_frame_gets_an_error_and_harms_no_one() {
         assert!(other.is_empty(), "no stray frames: {other:?}");
         assert_eq!(page.state, state_json(&store));
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+#[serial]
+async fn patches_carry_the_applied_actions_when_asked() {
+    let (store, server) = serve(WsConfig::new(loopback()).actions(true)).await;
+    let addr = server.local_addr();
+    let (mut page, _) = Browser::login(addr, None, None, None).await.ok();
+    let snapshot = page.recv().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert!(snapshot.get("actions").is_none(), "{snapshot}");
+    page.apply(&snapshot);
+    // Several actions, maybe coalesced into fewer patches: every one comes
+    // once, in order, with its seq.
+    store
+        .dispatch_all(&[
+            BoardAction::Inc,
+            BoardAction::Tag {
+                name: "x".into(),
+                n: 2,
+            },
+        ])
+        .expect("dispatch");
+    let seq = page
+        .dispatch(1, json!({"Push": "from the page"}))
+        .await
+        .expect("ack");
+    page.until_seq(seq).await;
+    assert_eq!(
+        page.actions,
+        vec![
+            json!({"seq": 1, "action": "Inc"}),
+            json!({"seq": 2, "action": {"Tag": {"name": "x", "n": 2}}}),
+            json!({"seq": 3, "action": {"Push": "from the page"}}),
+        ]
+    );
+    assert_eq!(page.state, state_json(&store));
     server.shutdown().await;
 }

@@ -255,7 +255,7 @@ impl Log {
             c.ends[skip - 1] as usize
         };
         // Take actions until the budget is spent.
-        let limit = start + budget;
+        let limit = start.saturating_add(budget);
         let mut take = c.ends[skip..].partition_point(|&e| (e as usize) <= limit);
         take = take
             .max(1)

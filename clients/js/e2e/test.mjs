@@ -265,6 +265,32 @@ try {
     if (outcome.blank || outcome.count !== outcome.before + 1) throw new Error(`state: ${JSON.stringify(outcome)}`);
   });
 
+  await check("the Redux DevTools bridge shows each applied action with its seq", async () => {
+    const page = await context.newPage();
+    page.on("pageerror", (e) => console.log(`page error: ${e}`));
+    // A stand-in for the extension: it records what the page tells it.
+    await page.addInitScript(() => {
+      window.devtoolsLog = [];
+      window.__REDUX_DEVTOOLS_EXTENSION__ = {
+        connect: ({ name }) => ({
+          init: (state) => window.devtoolsLog.push({ kind: "init", name, todos: state.todos.length }),
+          send: (action, state) => window.devtoolsLog.push({ kind: "send", action, todos: state.todos.map((t) => t.text) }),
+        }),
+      };
+    });
+    await page.goto(`${http}?login=test2&password=123456`);
+    await connected(page);
+    const seq = await page.evaluate(() => window.board.dispatch({ AddTodo: "seen in devtools" }));
+    const log = await page.evaluate(() => window.devtoolsLog);
+    if (log[0]?.kind !== "init" || log[0].name !== "board") throw new Error(`no init first: ${JSON.stringify(log)}`);
+    const sent = log.filter((e) => e.kind === "send" && e.action.seq === seq);
+    if (sent.length !== 1) throw new Error(`seq ${seq} sent ${sent.length} times: ${JSON.stringify(log)}`);
+    const { action, todos } = sent[0];
+    if (action.type !== "AddTodo" || action.payload.AddTodo !== "seen in devtools" || !todos.includes("seen in devtools")) {
+      throw new Error(`sent: ${JSON.stringify(sent[0])}`);
+    }
+  });
+
   if (reactDist) {
     await check("a React page built from the packed package shows and changes the state", async () => {
       const site = await serveDir(reactDist);

@@ -44,6 +44,14 @@ export interface ConnectOptions {
   onError?: (error: ClusterError) => void;
   /** Called whenever the connection comes up or goes down. */
   onStatus?: (connected: boolean) => void;
+  /** Called with each whole state the server sends (the first, and after a gap). */
+  onSnapshot?: (state: Json, seq: number) => void;
+  /**
+   * Called with each applied action, in order, when the server sends them
+   * (`WsConfig::actions(true)` in Rust), with the state after the patch that
+   * carried it (one patch may cover several actions). See `reduxDevTools`.
+   */
+  onAction?: (action: Json, seq: number, state: Json) => void;
 }
 
 /** Why something failed. `reason` is the server's refusal reason when refused. */
@@ -280,6 +288,7 @@ class Client<S, A> implements ClusterClient<S, A> {
       case "snapshot":
         this.epoch = String(msg.epoch);
         this.setState(msg.state as Json, Number(msg.seq));
+        this.hook(() => this.opts.onSnapshot?.(msg.state as Json, Number(msg.seq)));
         break;
       case "patch": {
         if (String(msg.epoch) !== this.epoch || Number(msg.from) !== this.seqHere || this.state === undefined) {
@@ -288,7 +297,11 @@ class Client<S, A> implements ClusterClient<S, A> {
           return;
         }
         try {
-          this.setState(applyPatch(this.state, msg.ops as PatchOp[]), Number(msg.seq));
+          const state = applyPatch(this.state, msg.ops as PatchOp[]);
+          this.setState(state, Number(msg.seq));
+          for (const a of (msg.actions as { seq: number; action: Json }[] | undefined) ?? []) {
+            this.hook(() => this.opts.onAction?.(a.action, Number(a.seq), state));
+          }
         } catch (e) {
           this.report(new ClusterError(`a patch did not apply: ${String(e)}`, "protocol"));
           this.epoch = null; // the next login gets a snapshot
@@ -319,6 +332,15 @@ class Client<S, A> implements ClusterClient<S, A> {
       }
       default:
         break;
+    }
+  }
+
+  /** Runs a caller's hook; what it throws is reported, not raised. */
+  private hook(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.report(new ClusterError(`a hook threw: ${String(e)}`, "subscriber"));
     }
   }
 

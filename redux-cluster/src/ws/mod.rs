@@ -37,7 +37,7 @@
 //!                                   <-     welcome {login, read_only, signature, epoch}
 //!                                          | refuse {reason, message}, then close
 //!                                   <-     snapshot {epoch, seq, state}
-//!                                   <-     patch {epoch, from, seq, ops}           (RFC 6902, repeated)
+//!                                   <-     patch {epoch, from, seq, ops, actions?} (RFC 6902, repeated)
 //! dispatch {id, action}             ->
 //!                                   <-     ack {id, seq} | error {id, message, code?}
 //! anything malformed                ->
@@ -50,6 +50,9 @@
 //! computed once for every client after the apply); a client that wants
 //! "my state includes it" waits for its state to reach `seq` (the TS
 //! client's `dispatch` does; its `commit` resolves at the ack).
+//!
+//! With [`WsConfig::actions`], a `patch` also carries `actions`, the
+//! applied actions it covers in order, each `{seq, action}`.
 //!
 //! An `error` with `code: "rejected"` says the store's validator refused
 //! the action ([`crate::StoreBuilder::validate`]): it was applied nowhere,
@@ -126,6 +129,7 @@ pub struct WsConfig {
     pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) write_timeout: Duration,
     pub(crate) history: patch::Limits,
+    pub(crate) actions: bool,
 }
 
 impl Default for WsConfig {
@@ -154,7 +158,20 @@ impl WsConfig {
                 entries: 1024,
                 bytes: 8 << 20,
             },
+            actions: false,
         }
+    }
+
+    /// Sends browsers the applied actions too (default off): each `patch`
+    /// carries `actions: [{seq, action}]`, the `serde_json` form of every
+    /// action it covers, for tools such as Redux DevTools (the TS client's
+    /// `reduxDevTools()`). Costs one decode and one JSON serialization per
+    /// action, once for all browsers. An action the store's ring no longer
+    /// holds when the patch is made (far behind, or replaced by a
+    /// snapshot) is not sent; the patch still is.
+    pub fn actions(mut self, on: bool) -> Self {
+        self.actions = on;
+        self
     }
 
     /// Admits `login` with `password` (only a salted key is kept). With no

@@ -8,7 +8,9 @@
 //! one diff per change, not a hundred.
 
 use super::wire;
+use crate::codec;
 use crate::core::Shared;
+use crate::log::Read;
 use crate::reducer::Reducer;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -32,6 +34,8 @@ struct Entry {
     from: u64,
     /// JSON text of each operation, in order.
     ops: Vec<String>,
+    /// JSON text of each action it covers (`{seq, action}`), when sent.
+    actions: Vec<String>,
     bytes: usize,
 }
 
@@ -78,10 +82,11 @@ impl History {
         (self.epoch, self.seq)
     }
 
-    /// Records the version at (`epoch`, `seq`). A new epoch, or a sequence
-    /// number that went back (a follower reset by its master), drops the
-    /// ring: clients then get a snapshot.
-    pub fn advance(&mut self, epoch: u64, seq: u64, value: Value) {
+    /// Records the version at (`epoch`, `seq`), reached by `actions` (as
+    /// JSON, possibly none). A new epoch, or a sequence number that went
+    /// back (a follower reset by its master), drops the ring: clients then
+    /// get a snapshot.
+    pub fn advance(&mut self, epoch: u64, seq: u64, value: Value, actions: Vec<String>) {
         if epoch == self.epoch && seq == self.seq && value == self.value {
             return;
         }
@@ -95,11 +100,12 @@ impl History {
                 .iter()
                 .filter_map(|op| serde_json::to_string(op).ok())
                 .collect();
-            let bytes = ops.iter().map(String::len).sum::<usize>() + 16;
+            let bytes = ops.iter().chain(&actions).map(String::len).sum::<usize>() + 16;
             self.bytes += bytes;
             self.ring.push_back(Entry {
                 from: self.seq,
                 ops,
+                actions,
                 bytes,
             });
             while self.ring.len() > self.limits.entries.max(1)
@@ -132,11 +138,10 @@ impl History {
                 }
                 let i = self.ring.partition_point(|e| e.from < seq);
                 if self.ring.get(i).is_some_and(|e| e.from == seq) {
-                    let ops = self
-                        .ring
-                        .range(i..)
-                        .flat_map(|e| e.ops.iter().map(String::as_str));
-                    let text = wire::patch(self.epoch, seq, self.seq, ops);
+                    let entries = || self.ring.range(i..);
+                    let ops = entries().flat_map(|e| e.ops.iter().map(String::as_str));
+                    let actions = entries().flat_map(|e| e.actions.iter().map(String::as_str));
+                    let text = wire::patch(self.epoch, seq, self.seq, ops, actions);
                     return CatchUp::Frame {
                         text: text.into(),
                         epoch: self.epoch,
@@ -173,12 +178,48 @@ pub(crate) fn read<S: Reducer>(shared: &Shared<S>) -> Result<(u64, u64, Value), 
     Ok((core.epoch, core.seq, value))
 }
 
+/// A version to record: the state as JSON at (epoch, seq), and the
+/// actions after `after` that led there (when asked for).
+type Version = (u64, u64, Value, Vec<String>);
+
+/// [`read`], with the actions after `after` as JSON when `after` is given
+/// (those the ring still holds).
+fn read_version<S: Reducer>(
+    shared: &Shared<S>,
+    after: Option<u64>,
+) -> Result<Version, serde_json::Error> {
+    let core = shared.core.read();
+    let value = serde_json::to_value(&core.state)?;
+    let mut actions = Vec::new();
+    if let (Some(mut at), Some(log)) = (after, &core.log) {
+        while at < core.seq {
+            let Read::Actions {
+                first_seq,
+                count,
+                packed,
+            } = log.read_until(at + 1, core.seq, usize::MAX)
+            else {
+                break;
+            };
+            let Ok(decoded) = codec::decode_packed::<S::Action>(count, packed) else {
+                break;
+            };
+            for (i, (a, _)) in decoded.iter().enumerate() {
+                actions.push(wire::action(first_seq + i as u64, a)?);
+            }
+            at = first_seq + u64::from(count) - 1;
+        }
+    }
+    Ok((core.epoch, core.seq, value, actions))
+}
+
 /// Follows the store: after applies, records the new version and tells the
 /// clients (through `tx`, which coalesces). Runs until aborted.
 pub(crate) async fn watch<S: Reducer>(
     shared: Arc<Shared<S>>,
     history: Arc<Mutex<History>>,
     tx: watch::Sender<(u64, u64)>,
+    with_actions: bool,
 ) {
     let wake = Arc::new(Notify::new());
     shared.attach_link(&wake);
@@ -189,12 +230,13 @@ pub(crate) async fn watch<S: Reducer>(
     let mut reported = false;
     // A state read past what is durable (journal mode), held until it is:
     // browsers never see an action the master could still lose.
-    let mut held: Option<(u64, u64, Value)> = None;
+    let mut held: Option<Version> = None;
     loop {
         // A change between the last read and here left a permit: no wakeup
         // is lost.
         if held.is_none() {
-            match read(&shared) {
+            let after = with_actions.then(|| history.lock().position().1);
+            match read_version(&shared, after) {
                 Ok(v) => {
                     held = Some(v);
                     reported = false;
@@ -206,11 +248,12 @@ pub(crate) async fn watch<S: Reducer>(
                 Err(_) => {}
             }
         }
-        if let Some((epoch, seq, value)) = held.take_if(|(_, seq, _)| shared.visible(*seq) >= *seq)
+        if let Some((epoch, seq, value, actions)) =
+            held.take_if(|(_, seq, _, _)| shared.visible(*seq) >= *seq)
         {
             let pos = {
                 let mut h = history.lock();
-                h.advance(epoch, seq, value);
+                h.advance(epoch, seq, value, actions);
                 h.position()
             };
             tx.send_replace(pos);
@@ -271,8 +314,13 @@ mod tests {
         };
         let mut at = apply(&mut doc, &text);
         assert_eq!(at, (7, 0));
-        h.advance(7, 2, json!({"n": 2, "items": ["a", "b"]}));
-        h.advance(7, 3, json!({"n": 3, "items": ["b"], "x": {"a/b": 1}}));
+        h.advance(7, 2, json!({"n": 2, "items": ["a", "b"]}), Vec::new());
+        h.advance(
+            7,
+            3,
+            json!({"n": 3, "items": ["b"], "x": {"a/b": 1}}),
+            Vec::new(),
+        );
         let CatchUp::Frame { text, seq, .. } = h.catch_up(Some(at)) else {
             panic!("patch")
         };
@@ -288,7 +336,7 @@ mod tests {
     fn evicted_or_foreign_positions_get_a_snapshot() {
         let mut h = History::new(7, 0, json!(0), limits());
         for s in 1..=5 {
-            h.advance(7, s, json!(s));
+            h.advance(7, s, json!(s), Vec::new());
         }
         let snap =
             |c: CatchUp| matches!(c, CatchUp::Frame { text, .. } if text.contains("snapshot"));
@@ -296,8 +344,31 @@ mod tests {
         assert!(!snap(h.catch_up(Some((7, 2)))), "still in the ring");
         assert!(snap(h.catch_up(Some((8, 2)))), "another epoch");
         assert!(snap(h.catch_up(Some((7, 99)))), "ahead of us");
-        h.advance(9, 1, json!(1));
+        h.advance(9, 1, json!(1), Vec::new());
         assert!(snap(h.catch_up(Some((7, 5)))), "epoch changed");
         assert_eq!(h.catch_up(Some((9, 1))), CatchUp::UpToDate);
+    }
+
+    #[test]
+    fn actions_ride_with_their_patches_in_order() {
+        let mut h = History::new(7, 0, json!(0), limits());
+        let at = Some((7, 0));
+        h.advance(
+            7,
+            2,
+            json!(2),
+            vec![r#"{"seq":1}"#.into(), r#"{"seq":2}"#.into()],
+        );
+        h.advance(7, 3, json!(3), vec![r#"{"seq":3}"#.into()]);
+        let CatchUp::Frame { text, .. } = h.catch_up(at) else {
+            panic!("patch")
+        };
+        let f: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(f["actions"], json!([{"seq": 1}, {"seq": 2}, {"seq": 3}]));
+        h.advance(7, 4, json!(4), Vec::new());
+        let CatchUp::Frame { text, .. } = h.catch_up(Some((7, 3))) else {
+            panic!("patch")
+        };
+        assert!(!text.contains("actions"), "none to send: {text}");
     }
 }

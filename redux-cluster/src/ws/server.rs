@@ -69,6 +69,7 @@ pub(crate) async fn start<S: Reducer>(
         Arc::clone(&store.shared),
         Arc::clone(&history),
         tx,
+        cfg.actions,
     )));
     let browsers = Browsers {
         store,

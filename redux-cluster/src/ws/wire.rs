@@ -121,22 +121,43 @@ pub(crate) fn patch<'a>(
     from: u64,
     seq: u64,
     ops: impl Iterator<Item = &'a str>,
+    actions: impl Iterator<Item = &'a str>,
 ) -> String {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
         r#"{{"type":"patch","epoch":"{epoch}","from":{from},"seq":{seq},"ops":["#
     );
+    join(&mut s, ops);
+    let mut actions = actions.peekable();
+    if actions.peek().is_some() {
+        s.push_str(r#"],"actions":["#);
+        join(&mut s, actions);
+    }
+    s.push_str("]}");
+    s
+}
+
+/// JSON texts, comma-separated (empty ones skipped).
+fn join<'a>(s: &mut String, items: impl Iterator<Item = &'a str>) {
     let mut first = true;
-    for op in ops.filter(|o| !o.is_empty()) {
+    for item in items.filter(|o| !o.is_empty()) {
         if !first {
             s.push(',');
         }
         first = false;
-        s.push_str(op);
+        s.push_str(item);
     }
-    s.push_str("]}");
-    s
+}
+
+/// One applied action as a patch carries it: `{"seq":…,"action":…}`.
+pub(crate) fn action<A: serde::Serialize>(seq: u64, action: &A) -> serde_json::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Item<'a, A> {
+        seq: u64,
+        action: &'a A,
+    }
+    serde_json::to_string(&Item { seq, action })
 }
 
 /// Lowercase hex.
@@ -186,7 +207,8 @@ mod tests {
             "",
             r#"{"op":"remove","path":"/b"}"#,
         ];
-        let p: Value = serde_json::from_str(&patch(1, 2, 5, ops.into_iter())).expect("json");
+        let p: Value = serde_json::from_str(&patch(1, 2, 5, ops.into_iter(), std::iter::empty()))
+            .expect("json");
         assert_eq!(p["ops"].as_array().map(Vec::len), Some(2));
         assert_eq!(p["from"], 2);
         let e: Value = serde_json::from_str(
