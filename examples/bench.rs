@@ -29,6 +29,12 @@
 //! `--scenario reads --n N --keys K`: one process; N reads of the local
 //! state through a guard (what a follower's reader does instead of a
 //! network round trip), each timed; prints reads per second and p50/p99.
+//!
+//! `--scenario floor --n N`: the machine's floor for a round trip between
+//! two processes: a 64-byte ping-pong with a child over a Unix socket, N
+//! times with blocking reads (both sides sleep between messages, as idle
+//! processes do: on a VM each wake-up can cost tens of µs), then N times
+//! spinning (neither side ever sleeps: what the hardware and kernel cost).
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::ServeConfig;
@@ -137,6 +143,8 @@ fn exact(a: &Args, s: &Bench) -> bool {
 
 /// Set in a peer started for a socket transport: its id.
 const PEER_ENV: &str = "BENCH_PEER_ID";
+/// Set in the echo child of `--scenario floor`: the socket to connect to.
+const FLOOR_ENV: &str = "BENCH_FLOOR_SOCKET";
 /// Where a peer of a socket transport connects: `unix <dir>`, or
 /// `quic|tcp-tls <bench addr> <report addr> <fingerprint>`.
 const SOCK_ENV: &str = "BENCH_TARGET";
@@ -199,6 +207,8 @@ async fn main() {
         journal(args).await
     } else if args.scenario == "reads" {
         reads(args).await
+    } else if args.scenario == "floor" {
+        floor(args)
     } else if !is_peer {
         master(args).await
     } else {
@@ -519,6 +529,72 @@ fn hub_config(urls: &str) -> redux_cluster::hub::HubConfig {
 }
 
 /// p50, p99 and max of `samples`, in microseconds.
+/// `--scenario floor`: see the module docs. Blocking std sockets, no
+/// runtime involved.
+fn floor(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    /// Reads `buf` whole, spinning instead of sleeping.
+    fn spin_read(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    let mut buf = [0u8; 64];
+    if let Some(path) = std::env::var_os(FLOOR_ENV) {
+        let mut s = UnixStream::connect(path)?;
+        for _ in 0..a.n {
+            s.read_exact(&mut buf)?;
+            s.write_all(&buf)?;
+        }
+        s.set_nonblocking(true)?;
+        for _ in 0..a.n {
+            spin_read(&mut s, &mut buf)?;
+            s.write_all(&buf)?;
+        }
+        return Ok(());
+    }
+    let path = std::env::temp_dir().join(format!("bench-floor-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env(FLOOR_ENV, &path)
+        .spawn()?;
+    let (mut s, _) = listener.accept()?;
+    let _ = std::fs::remove_file(&path);
+    let mut sleeping = Vec::with_capacity(a.n as usize);
+    for _ in 0..a.n {
+        let t = Instant::now();
+        s.write_all(&buf)?;
+        s.read_exact(&mut buf)?;
+        sleeping.push(t.elapsed());
+    }
+    s.set_nonblocking(true)?;
+    let mut spinning = Vec::with_capacity(a.n as usize);
+    for _ in 0..a.n {
+        let t = Instant::now();
+        s.write_all(&buf)?;
+        spin_read(&mut s, &mut buf)?;
+        spinning.push(t.elapsed());
+    }
+    child.wait()?;
+    let (p50, p99, _) = percentiles(sleeping);
+    let (spin50, spin99, _) = percentiles(spinning);
+    println!(
+        "{{\"system\":\"rust\",\"scenario\":\"floor\",\"n\":{},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"spin_p50_us\":{spin50:.1},\"spin_p99_us\":{spin99:.1}}}",
+        a.n
+    );
+    Ok(())
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort_unstable();
     let pct = |p: f64| -> f64 {
