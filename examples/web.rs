@@ -8,7 +8,9 @@
 //! ```
 //! and open the printed `http://` address in several tabs (login `test2`,
 //! password `123456`). Options: `--http ADDR` (default 127.0.0.1:8080),
-//! `--ws ADDR` (default 127.0.0.1:10002), `--login NAME --password PW`.
+//! `--ws ADDR` (default 127.0.0.1:10002), `--login NAME --password PW`,
+//! `--open yes` (no login: every browser is admitted; bench/ws uses it),
+//! `--actions no` (patches without the actions, so no DevTools).
 //! Lines on standard input dispatch from Rust: `inc`, `dec`, `add TEXT`,
 //! `clear`; `state` prints the state as JSON.
 
@@ -24,6 +26,8 @@ struct Args {
     ws: SocketAddr,
     login: String,
     password: String,
+    open: bool,
+    actions: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -32,6 +36,8 @@ fn args() -> Result<Args, String> {
         ws: SocketAddr::from(([127, 0, 0, 1], redux_cluster::ws::DEFAULT_PORT)),
         login: "test2".into(),
         password: "123456".into(),
+        open: false,
+        actions: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,6 +47,8 @@ fn args() -> Result<Args, String> {
             "--ws" => a.ws = value.parse().map_err(|e| format!("--ws: {e}"))?,
             "--login" => a.login = value,
             "--password" => a.password = value,
+            "--open" => a.open = value == "yes",
+            "--actions" => a.actions = value != "no",
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -65,11 +73,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()?;
     let ws = store
         // Actions go to the pages too, for the Redux DevTools extension.
-        .serve_ws(
+        .serve_ws(if args.open {
+            WsConfig::new(args.ws).actions(args.actions)
+        } else {
             WsConfig::new(args.ws)
                 .login(&args.login, &args.password)
-                .actions(true),
-        )
+                .actions(args.actions)
+        })
         .await?;
     let http = TcpListener::bind(args.http).await?;
     let ws_port = ws.local_addr().port();

@@ -80,10 +80,21 @@ async fn the_master_s_own_rejected_actions_fail_and_take_no_seq() {
     );
     assert_eq!((store.seq(), store.state().total), (2, 607));
     assert_eq!(store.commit(CounterAction::Inc(0)).await, Ok(3));
+    // Committed together: each gets its own seq or its own rejection.
+    assert_eq!(
+        store
+            .commit_all(&[
+                CounterAction::Add(0, 1),
+                CounterAction::Add(0, 0),
+                CounterAction::Add(0, 2),
+            ])
+            .await,
+        vec![Ok(4), rejected("adding nothing"), Ok(5)]
+    );
     assert!(seen.lock().expect("lock").iter().all(|p| *p == Peer::Local));
     let events = events.lock().expect("lock").clone();
     let rejections: Vec<&String> = events.iter().filter(|e| e.contains("rejected")).collect();
-    assert_eq!(rejections.len(), 3, "{events:?}");
+    assert_eq!(rejections.len(), 4, "{events:?}");
     assert!(
         rejections[0].contains("this process") && rejections[0].contains("adding nothing"),
         "{rejections:?}"
@@ -158,11 +169,16 @@ async fn a_client_s_rejections(store: &Store<Counter>, cfg: ConnectConfig) {
         assert_eq!(c.commit(CounterAction::Add(1, 5)).await, Ok(3));
         assert_eq!(reported.recv().await.as_deref(), Some("adding nothing"));
         assert_eq!(
-            c.commit(CounterAction::Add(1, 991)).await,
-            rejected("1001 would pass 1000")
+            c.commit_all(&[CounterAction::Add(1, 0), CounterAction::Inc(1)])
+                .await,
+            vec![rejected("adding nothing"), Ok(4)]
         );
-        assert_eq!((c.seq(), c.state().total), (3, 10));
-        assert_eq!((store.seq(), store.state().clone()), (3, c.state().clone()));
+        assert_eq!(
+            c.commit(CounterAction::Add(1, 991)).await,
+            rejected("1002 would pass 1000")
+        );
+        assert_eq!((c.seq(), c.state().total), (4, 11));
+        assert_eq!((store.seq(), store.state().clone()), (4, c.state().clone()));
         assert_eq!(
             events
                 .lock()

@@ -672,3 +672,46 @@ async fn patches_carry_the_applied_actions_when_asked() {
     assert_eq!(page.state, state_json(&store));
     server.shutdown().await;
 }
+
+#[tokio::test]
+#[serial]
+async fn a_batch_of_dispatches_gets_one_acks_and_an_error_for_each_bad_one() {
+    let (store, server) = serve(WsConfig::new(loopback())).await;
+    let (mut page, _) = Browser::login(server.local_addr(), None, None, None)
+        .await
+        .ok();
+    let snapshot = page.recv().await;
+    page.apply(&snapshot);
+    page.send(json!({
+        "type": "dispatches",
+        "first": 10,
+        "actions": ["Inc", {"Add": "not a number"}, {"Add": 2}]
+    }))
+    .await;
+    let mut errors = Vec::new();
+    let acks = loop {
+        let f = page.recv().await;
+        match f["type"].as_str() {
+            Some("snapshot" | "patch") => page.apply(&f),
+            Some("error") => errors.push(f),
+            Some("acks") => break f,
+            _ => panic!("unexpected frame {f}"),
+        }
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["id"], 11);
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not an action of this store")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        acks,
+        json!({"type": "acks", "first": 10, "seqs": [1, null, 2]})
+    );
+    page.until_seq(2).await;
+    assert_eq!(page.state, state_json(&store));
+    assert_eq!(store.state().counter, 3);
+    server.shutdown().await;
+}

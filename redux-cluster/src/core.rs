@@ -664,14 +664,14 @@ impl<S: Reducer> Shared<S> {
 
     /// On a hub with a validator, checks this process's own actions (as
     /// sent by `peer`) against the hub's state before they are queued for
-    /// the shared log: returns the accepted ones and the first rejection.
-    /// `None` where nothing is checked before queueing (a follower: its
-    /// master checks).
+    /// the shared log: returns the accepted ones and the rejections (by
+    /// index in `actions`). `None` where nothing is checked before queueing
+    /// (a follower: its master checks).
     pub fn precheck<'a>(
         &self,
         actions: &'a [S::Action],
         peer: &Peer,
-    ) -> Option<(Vec<&'a S::Action>, Option<DispatchError>)> {
+    ) -> Option<(Vec<&'a S::Action>, Vec<crate::validate::Rejection>)> {
         self.sequencer()?;
         let check = self.check(peer)?;
         let mut accepted = Vec::with_capacity(actions.len());
@@ -687,8 +687,7 @@ impl<S: Reducer> Shared<S> {
         }
         let done = Committed { seq: 0, rejected };
         self.rejected(peer, &done);
-        let first = done.single().err();
-        Some((accepted, first))
+        Some((accepted, done.rejected))
     }
 
     /// Queues `count` actions that `write` appends, already encoded.

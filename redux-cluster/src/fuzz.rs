@@ -101,6 +101,9 @@ pub fn ws_message<S: Reducer>(data: &[u8]) -> bool {
         }
         ClientMsg::Proof { proof } => unhex::<32>(&proof).is_some(),
         ClientMsg::Dispatch { action, .. } => serde_json::from_value::<S::Action>(action).is_ok(),
+        ClientMsg::Dispatches { actions, .. } => actions
+            .into_iter()
+            .all(|a| serde_json::from_value::<S::Action>(a).is_ok()),
     }
 }
 

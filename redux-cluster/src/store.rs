@@ -12,6 +12,7 @@ use crate::options::{Mode, Options, Role, Roles};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
 use crate::streams::{Actions, Selection, Subscription};
+use crate::validate::Committed;
 use parking_lot::{MappedRwLockReadGuard, RwLockReadGuard};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -332,6 +333,10 @@ impl<S: Reducer> Store<S> {
             Some(f) => match self.shared.precheck(actions, &crate::Peer::Local) {
                 None => self.shared.enqueue(f, actions, None),
                 Some((accepted, rejected)) => {
+                    let rejected = rejected
+                        .into_iter()
+                        .next()
+                        .map(|r| DispatchError::Rejected { reason: r.reason });
                     self.shared.enqueue(f, accepted, None)?;
                     rejected.map_or(Ok(()), Err)
                 }
@@ -364,6 +369,70 @@ impl<S: Reducer> Store<S> {
         self.commit_from(action, &crate::Peer::Local).await
     }
 
+    /// Commits several actions together (one apply on the master, one
+    /// batch to it from a follower) and waits until all are committed and
+    /// applied here; returns each one's seq, or why it was not committed
+    /// (the validator may reject some and accept the others). What an
+    /// `Ok` promises is as for [`commit`](Self::commit).
+    pub async fn commit_all(&self, actions: &[S::Action]) -> Vec<Result<u64, DispatchError>> {
+        self.commit_all_from(actions, &crate::Peer::Local).await
+    }
+
+    /// [`commit_all`](Self::commit_all) of actions `peer` sent.
+    pub(crate) async fn commit_all_from(
+        &self,
+        actions: &[S::Action],
+        peer: &crate::Peer,
+    ) -> Vec<Result<u64, DispatchError>> {
+        let n = actions.len();
+        let fail = |e: DispatchError| vec![Err(e); n];
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return fail(DispatchError::Closed);
+        }
+        let (tx, rx) = oneshot::channel();
+        let reply: crate::core::Reply = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        match &self.shared.follower {
+            None => match self.shared.apply_local(actions, peer) {
+                Ok(done) => self.shared.reply_durable(done, reply),
+                Err(e) => return fail(e),
+            },
+            Some(f) => {
+                // A hub with a validator checks them here first: only the
+                // accepted ones are queued.
+                let (queued, rejected) = match self.shared.precheck(actions, peer) {
+                    None => (actions.iter().collect(), Vec::new()),
+                    Some(checked) => checked,
+                };
+                let m = queued.len();
+                let res = if m == 0 {
+                    Ok(Committed::at(0))
+                } else if let Err(e) = self.shared.enqueue(f, queued, Some(reply)) {
+                    Err(e)
+                } else {
+                    rx.await.unwrap_or(Err(DispatchError::Closed))
+                };
+                let mut accepted = match res {
+                    Ok(done) => done.per_action(m).into_iter(),
+                    Err(e) => return fail(e),
+                };
+                let mut rejected = rejected.into_iter().peekable();
+                return (0..n)
+                    .map(|i| match rejected.next_if(|r| r.index as usize == i) {
+                        Some(r) => Err(DispatchError::Rejected { reason: r.reason }),
+                        None => accepted.next().unwrap_or(Err(DispatchError::Closed)),
+                    })
+                    .collect();
+            }
+        }
+        match rx.await {
+            Ok(Ok(done)) => done.per_action(n),
+            Ok(Err(e)) => fail(e),
+            Err(_) => fail(DispatchError::Closed),
+        }
+    }
+
     /// [`commit`](Self::commit) of an action `peer` sent.
     pub(crate) async fn commit_from(
         &self,
@@ -388,8 +457,10 @@ impl<S: Reducer> Store<S> {
                 self.shared.reply_durable(done, reply);
             }
             Some(f) => {
-                if let Some((_, Some(rejected))) = self.shared.precheck(action, peer) {
-                    return Err(rejected);
+                if let Some((_, rejected)) = self.shared.precheck(action, peer) {
+                    if let Some(r) = rejected.into_iter().next() {
+                        return Err(DispatchError::Rejected { reason: r.reason });
+                    }
                 }
                 self.shared.enqueue(f, action, Some(reply))?
             }

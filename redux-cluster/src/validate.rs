@@ -171,6 +171,28 @@ impl Committed {
     }
 }
 
+impl Committed {
+    /// The result of each of the `n` actions this covers: its own seq
+    /// (rejected actions take none), or its rejection.
+    pub fn per_action(mut self, n: usize) -> Vec<Result<u64, crate::DispatchError>> {
+        self.rejected.sort_by_key(|r| r.index);
+        self.rejected.dedup_by_key(|r| r.index);
+        let applied = n.saturating_sub(self.rejected.len());
+        // The applied ones have the seqs up to `self.seq`, in order.
+        let mut next = (self.seq + 1).saturating_sub(applied as u64);
+        let mut rejected = self.rejected.into_iter().peekable();
+        (0..n)
+            .map(|i| match rejected.next_if(|r| r.index as usize == i) {
+                Some(r) => Err(crate::DispatchError::Rejected { reason: r.reason }),
+                None => {
+                    next += 1;
+                    Ok(next - 1)
+                }
+            })
+            .collect()
+    }
+}
+
 /// A validator with the peer whose actions it checks.
 pub(crate) struct Check<'a, S: Reducer> {
     pub validator: &'a Validator<S>,
@@ -186,5 +208,26 @@ impl<S: Reducer> Check<'_, S> {
                 index: index as u32,
                 reason: r.reason,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_s_seqs_skip_its_rejected_actions() {
+        let done = Committed {
+            seq: 12,
+            rejected: vec![Rejection {
+                index: 1,
+                reason: "no".into(),
+            }],
+        };
+        let no = Err(crate::DispatchError::Rejected {
+            reason: "no".into(),
+        });
+        assert_eq!(done.per_action(4), vec![Ok(10), no, Ok(11), Ok(12)]);
+        assert_eq!(Committed::at(5).per_action(2), vec![Ok(4), Ok(5)]);
     }
 }

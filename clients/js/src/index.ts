@@ -107,6 +107,11 @@ const MAX_ITERATIONS = 10_000_000;
 /** Refusals that retrying will not fix. */
 const FATAL = new Set(["banned", "bad_credentials", "login_required", "protocol"]);
 
+/** Most bytes of actions one `dispatches` frame carries (the server takes 1 MiB by default). */
+const BATCH_BYTES = 256 * 1024;
+/** Most actions one `dispatches` frame carries (a server takes 1,024 in flight by default). */
+const BATCH_ACTIONS = 1024;
+
 interface Pending {
   resolve: (seq: number) => void;
   reject: (e: ClusterError) => void;
@@ -137,6 +142,8 @@ class Client<S, A> implements ClusterClient<S, A> {
   /** Dispatched while down. */
   private queued: { id: number; action: A; p: Pending }[] = [];
   private readyWaiters: { resolve: () => void; reject: (e: ClusterError) => void }[] = [];
+  /** Dispatches made in this turn of the event loop, sent together at its end. */
+  private batch: { first: number; actions: A[] } | null = null;
   private fatal: ClusterError | null = null;
 
   constructor(private readonly opts: ConnectOptions) {
@@ -179,7 +186,7 @@ class Client<S, A> implements ClusterClient<S, A> {
       const p = { resolve, reject, atAck };
       if (this.up && this.ws) {
         this.inflight.set(id, p);
-        this.ws.send(JSON.stringify({ type: "dispatch", id, action }));
+        this.transmit(id, action);
       } else {
         this.queued.push({ id, action, p });
       }
@@ -247,7 +254,7 @@ class Client<S, A> implements ClusterClient<S, A> {
             }
             if (ws !== this.ws) return;
             admitted = true;
-            this.admitted(ws);
+            this.admitted();
             for (const m of early) this.onFrame(m, ws);
             early.length = 0;
           });
@@ -271,7 +278,7 @@ class Client<S, A> implements ClusterClient<S, A> {
     };
   }
 
-  private admitted(ws: WebSocket): void {
+  private admitted(): void {
     this.up = true;
     this.delay = this.opts.backoffMs ?? 250;
     this.opts.onStatus?.(true);
@@ -279,8 +286,48 @@ class Client<S, A> implements ClusterClient<S, A> {
     this.queued = [];
     for (const q of queued) {
       this.inflight.set(q.id, q.p);
-      ws.send(JSON.stringify({ type: "dispatch", id: q.id, action: q.action }));
+      this.transmit(q.id, q.action);
     }
+  }
+
+  /**
+   * Adds a dispatch to the frame of this turn of the event loop: every
+   * dispatch of one turn (up to BATCH_ACTIONS) goes in one `dispatches`
+   * frame, encoded and sent once the caller's code has run, and is
+   * answered by one `acks`.
+   */
+  private transmit(id: number, action: A): void {
+    const b = this.batch;
+    if (b && b.first + b.actions.length === id && b.actions.length < BATCH_ACTIONS) {
+      b.actions.push(action);
+      return;
+    }
+    this.flush();
+    this.batch = { first: id, actions: [action] };
+    queueMicrotask(() => this.flush());
+  }
+
+  /** Sends the pending batch. If the link fell meanwhile, its dispatches are already failed. */
+  private flush(): void {
+    const b = this.batch;
+    this.batch = null;
+    if (b && this.up && this.ws) this.sendBatch(this.ws, b.first, b.actions);
+  }
+
+  /** One frame for `actions` (ids from `first`), split in two while larger than BATCH_BYTES. */
+  private sendBatch(ws: WebSocket, first: number, actions: A[]): void {
+    if (actions.length === 1) {
+      ws.send(JSON.stringify({ type: "dispatch", id: first, action: actions[0] }));
+      return;
+    }
+    const text = JSON.stringify({ type: "dispatches", first, actions });
+    if (text.length <= BATCH_BYTES) {
+      ws.send(text);
+      return;
+    }
+    const half = actions.length >> 1;
+    this.sendBatch(ws, first, actions.slice(0, half));
+    this.sendBatch(ws, first + half, actions.slice(half));
   }
 
   private onFrame(msg: any, ws: WebSocket): void {
@@ -309,13 +356,13 @@ class Client<S, A> implements ClusterClient<S, A> {
         }
         break;
       }
-      case "ack": {
-        const p = this.inflight.get(Number(msg.id));
-        if (!p) return;
-        this.inflight.delete(Number(msg.id));
-        const seq = Number(msg.seq);
-        if (p.atAck || seq <= this.seqHere) p.resolve(seq);
-        else this.acked.push({ seq, p });
+      case "ack":
+        this.acked_(Number(msg.id), Number(msg.seq));
+        break;
+      case "acks": {
+        // `null`: that one failed, and its `error` came first.
+        const first = Number(msg.first);
+        (msg.seqs as (number | null)[]).forEach((seq, i) => seq !== null && this.acked_(first + i, Number(seq)));
         break;
       }
       case "error": {
@@ -333,6 +380,15 @@ class Client<S, A> implements ClusterClient<S, A> {
       default:
         break;
     }
+  }
+
+  /** The server committed dispatch `id` at `seq`. */
+  private acked_(id: number, seq: number): void {
+    const p = this.inflight.get(id);
+    if (!p) return;
+    this.inflight.delete(id);
+    if (p.atAck || seq <= this.seqHere) p.resolve(seq);
+    else this.acked.push({ seq, p });
   }
 
   /** Runs a caller's hook; what it throws is reported, not raised. */

@@ -40,9 +40,16 @@
 //!                                   <-     patch {epoch, from, seq, ops, actions?} (RFC 6902, repeated)
 //! dispatch {id, action}             ->
 //!                                   <-     ack {id, seq} | error {id, message, code?}
+//! dispatches {first, actions}       ->                                       (ids first, first + 1, ...)
+//!                                   <-     error {id, message, code?} for each that failed, then
+//!                                          acks {first, seqs}                    (null for those)
 //! anything malformed                ->
 //!                                   <-     error {message}
 //! ```
+//!
+//! A `dispatches` is committed together (on a master, one apply: one
+//! patch for all of it); the TS client sends every dispatch of one turn of
+//! the event loop as one.
 //!
 //! An `ack` says the action was committed at `seq` (applied by the master,
 //! and on disk when it journals). It can arrive before the `patch` that
@@ -230,9 +237,10 @@ impl WsConfig {
     }
 
     /// Most dispatches of one browser awaiting their commit (default 1024);
-    /// past it, dispatches get an error. Only a follower (a client of a
-    /// master) has dispatches in flight: on a master each commit completes
-    /// before the next message is read, so the limit is never reached.
+    /// past it, dispatches get an error (those of a batch past it too).
+    /// Only a follower (a client of a master) has dispatches in flight: on
+    /// a master each commit completes before the next message is read, so
+    /// the limit does not apply there.
     pub fn max_inflight(mut self, n: usize) -> Self {
         self.max_inflight = n;
         self

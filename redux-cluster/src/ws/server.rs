@@ -80,7 +80,12 @@ pub(crate) async fn start<S: Reducer>(
             max_inflight: cfg.max_inflight,
             heartbeat: cfg.heartbeat,
             write_timeout: cfg.write_timeout,
+            // Small buffers that grow with what a browser sends or is sent
+            // (tungstenite's defaults, 128 KiB each, cost 1,000 browsers
+            // over 100 MiB).
             admitted: WebSocketConfig::default()
+                .read_buffer_size(SESSION_BUFFER)
+                .write_buffer_size(SESSION_BUFFER)
                 .max_message_size(Some(cfg.max_message))
                 .max_frame_size(Some(cfg.max_message)),
         },
@@ -160,6 +165,9 @@ impl<S: Reducer> Handle<(TcpStream, SocketAddr)> for Browsers<S> {
 /// Buffers of a browser that has not logged in: a handshake message is a
 /// few hundred bytes.
 const HANDSHAKE_BUFFER: usize = 4 << 10;
+
+/// Buffers of a logged-in browser to begin with.
+const SESSION_BUFFER: usize = 8 << 10;
 
 /// The WebSocket limits until a browser has logged in: messages over
 /// [`HANDSHAKE_MAX_FRAME`] are refused (tungstenite reserves a frame's

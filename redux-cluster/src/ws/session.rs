@@ -285,8 +285,30 @@ async fn read(stream: &mut SplitStream<Ws>, out: &mut Out) -> Result<ClientMsg, 
     }
 }
 
-/// A dispatch's fate: its id and its commit seq, or why not.
-type Done = (u64, Result<u64, DispatchError>);
+/// Why a browser's dispatch was not committed: the validator's reason
+/// (`code: "rejected"`), or any other message.
+#[derive(Debug, Clone)]
+enum Fail {
+    Rejected(String),
+    Other(String),
+}
+
+impl From<DispatchError> for Fail {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Rejected { reason } => Fail::Rejected(reason),
+            e => Fail::Other(e.to_string()),
+        }
+    }
+}
+
+/// The fate of a browser's dispatches with consecutive ids from `first`:
+/// one `dispatch` (`batch` false) or a `dispatches`.
+struct Done {
+    first: u64,
+    results: Vec<Result<u64, Fail>>,
+    batch: bool,
+}
 
 /// After the login: streams the state and takes dispatches.
 async fn serve<S: Reducer>(
@@ -302,6 +324,8 @@ async fn serve<S: Reducer>(
     feed.rx.borrow_and_update();
     catch_up(&feed, &mut at, out).await?;
     let mut commits: JoinSet<Done> = JoinSet::new();
+    // Dispatches in `commits`, against `max_inflight`.
+    let mut in_flight = 0usize;
     // On a master a commit completes at once; on a follower it waits for
     // the master, so it runs beside the loop.
     let inline = store.shared.follower.is_none();
@@ -324,33 +348,48 @@ async fn serve<S: Reducer>(
                     }
                     Some(Ok(_)) => continue,
                 };
-                let reply = match serde_json::from_str::<ClientMsg>(&text) {
-                    Err(e) => Some((None, format!("malformed message: {e}"))),
-                    Ok(ClientMsg::Dispatch { id, action }) => {
-                        if admitted.read_only {
-                            Some((Some(id), "this login is read-only".to_owned()))
-                        } else if commits.len() >= limits.max_inflight {
-                            Some((Some(id), format!("more than {} dispatches in flight", limits.max_inflight)))
-                        } else {
-                            match serde_json::from_value::<S::Action>(action) {
-                                Err(e) => Some((Some(id), format!("not an action of this store: {e}"))),
-                                Ok(action) if inline => {
-                                    let done = store.commit_from(action, &who).await;
-                                    ack(out, (id, done)).await?;
-                                    None
-                                }
-                                Ok(action) => {
-                                    let (store, who) = (store.clone(), who.clone());
-                                    commits.spawn(async move { (id, store.commit_from(action, &who).await) });
-                                    None
-                                }
-                            }
-                        }
+                let (first, actions, batch) = match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(ClientMsg::Dispatch { id, action }) => (id, vec![action], false),
+                    Ok(ClientMsg::Dispatches { first, actions }) => (first, actions, true),
+                    other => {
+                        let message = match other {
+                            Err(e) => format!("malformed message: {e}"),
+                            Ok(_) => "already logged in".to_owned(),
+                        };
+                        out.msg(&ServerMsg::Error { id: None, message: &message, code: None }).await?;
+                        continue;
                     }
-                    Ok(_) => Some((None, "already logged in".to_owned())),
                 };
-                if let Some((id, message)) = reply {
-                    out.msg(&ServerMsg::Error { id, message: &message, code: None }).await?;
+                if admitted.read_only {
+                    let results = vec![Err(Fail::Other("this login is read-only".into())); actions.len()];
+                    reply(out, Done { first, results, batch }).await?;
+                    continue;
+                }
+                // Only a follower has dispatches in flight (on a master each
+                // commit completes here): past the limit, the rest of a
+                // batch is refused.
+                let room = if inline { usize::MAX } else { limits.max_inflight.saturating_sub(in_flight) };
+                let parsed: Vec<Result<S::Action, Fail>> = actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        if i >= room {
+                            return Err(Fail::Other(format!("more than {} dispatches in flight", limits.max_inflight)));
+                        }
+                        serde_json::from_value(a)
+                            .map_err(|e| Fail::Other(format!("not an action of this store: {e}")))
+                    })
+                    .collect();
+                if inline {
+                    let results = commit_parsed(store, parsed, &who).await;
+                    reply(out, Done { first, results, batch }).await?;
+                } else {
+                    in_flight += parsed.len();
+                    let (store, who) = (store.clone(), who.clone());
+                    commits.spawn(async move {
+                        let results = commit_parsed(&store, parsed, &who).await;
+                        Done { first, results, batch }
+                    });
                 }
             }
             changed = feed.rx.changed() => {
@@ -362,7 +401,8 @@ async fn serve<S: Reducer>(
             }
             Some(done) = commits.join_next(), if !commits.is_empty() => {
                 if let Ok(done) = done {
-                    ack(out, done).await?;
+                    in_flight -= done.results.len();
+                    reply(out, done).await?;
                 }
             }
             _ = ping.tick() => {
@@ -376,23 +416,86 @@ async fn serve<S: Reducer>(
     }
 }
 
-async fn ack(out: &mut Out, (id, done): Done) -> Result<(), End> {
-    match done {
-        Ok(seq) => out.msg(&ServerMsg::Ack { id, seq }).await,
-        Err(DispatchError::Rejected { reason }) => {
-            out.msg(&ServerMsg::Error {
-                id: Some(id),
-                message: &reason,
-                code: Some("rejected"),
+/// Commits the actions that parsed, together (one apply on a master: one
+/// new version for the browsers, not one per action), and returns every
+/// one's fate in order.
+async fn commit_parsed<S: Reducer>(
+    store: &Store<S>,
+    parsed: Vec<Result<S::Action, Fail>>,
+    who: &crate::Peer,
+) -> Vec<Result<u64, Fail>> {
+    let mut actions = Vec::with_capacity(parsed.len());
+    let mut slots = Vec::with_capacity(parsed.len());
+    for p in parsed {
+        slots.push(match p {
+            Ok(a) => {
+                actions.push(a);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        });
+    }
+    let mut committed = if actions.len() == 1 {
+        let one = actions.pop().map(|a| store.commit_from(a, who));
+        match one {
+            Some(f) => vec![f.await],
+            None => Vec::new(),
+        }
+    } else {
+        store.commit_all_from(&actions, who).await
+    }
+    .into_iter();
+    slots
+        .into_iter()
+        .map(|s| match s {
+            Ok(()) => committed
+                .next()
+                .unwrap_or(Err(DispatchError::Closed))
+                .map_err(Fail::from),
+            Err(e) => Err(e),
+        })
+        .collect()
+}
+
+/// Answers dispatches: an `error` for each that failed, then an `ack`
+/// (one dispatch) or one `acks` (a batch).
+async fn reply(out: &mut Out, done: Done) -> Result<(), End> {
+    for (i, r) in done.results.iter().enumerate() {
+        let id = Some(done.first + i as u64);
+        match r {
+            Ok(_) => {}
+            Err(Fail::Rejected(reason)) => {
+                out.msg(&ServerMsg::Error {
+                    id,
+                    message: reason,
+                    code: Some("rejected"),
+                })
+                .await?
+            }
+            Err(Fail::Other(message)) => {
+                out.msg(&ServerMsg::Error {
+                    id,
+                    message,
+                    code: None,
+                })
+                .await?
+            }
+        }
+    }
+    match (&done.results[..], done.batch) {
+        ([Ok(seq)], false) => {
+            out.msg(&ServerMsg::Ack {
+                id: done.first,
+                seq: *seq,
             })
             .await
         }
-        Err(e) => {
-            let message = e.to_string();
-            out.msg(&ServerMsg::Error {
-                id: Some(id),
-                message: &message,
-                code: None,
+        (_, false) => Ok(()),
+        (results, true) => {
+            let seqs = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+            out.msg(&ServerMsg::Acks {
+                first: done.first,
+                seqs,
             })
             .await
         }

@@ -28,6 +28,9 @@ pub(crate) enum ClientMsg {
     },
     /// An action to apply; `id` comes back in the ack or error.
     Dispatch { id: u64, action: Value },
+    /// Several actions, in order, with ids `first`, `first + 1`, ...:
+    /// answered by one `acks` (and an `error` for each that failed).
+    Dispatches { first: u64, actions: Vec<Value> },
 }
 
 impl ClientMsg {
@@ -37,6 +40,7 @@ impl ClientMsg {
             ClientMsg::Hello { .. } => "hello",
             ClientMsg::Proof { .. } => "proof",
             ClientMsg::Dispatch { .. } => "dispatch",
+            ClientMsg::Dispatches { .. } => "dispatches",
         }
     }
 }
@@ -82,6 +86,12 @@ pub(crate) enum ServerMsg<'a> {
     Ack {
         id: u64,
         seq: u64,
+    },
+    /// The seqs of `dispatches` from id `first` on; `null` for one that
+    /// failed (its `error` came first).
+    Acks {
+        first: u64,
+        seqs: Vec<Option<u64>>,
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
