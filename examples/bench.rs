@@ -30,8 +30,9 @@
 //! state through a guard (what a follower's reader does instead of a
 //! network round trip), each timed; prints reads per second and p50/p99.
 //!
-//! `--scenario floor --n N`: the machine's floor for a round trip between
-//! two processes: a 64-byte ping-pong with a child over a Unix socket, N
+//! `--scenario floor --n N [--transport tcp]`: the machine's floor for a
+//! round trip between two processes: a 64-byte ping-pong with a child over
+//! a Unix socket (or TCP on loopback, what browsers and TLS clients use), N
 //! times with blocking reads (both sides sleep between messages, as idle
 //! processes do: on a VM each wake-up can cost tens of µs), then N times
 //! spinning (neither side ever sleeps: what the hardware and kernel cost).
@@ -95,10 +96,14 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if !matches!(
-        a.transport.as_str(),
-        "pipe" | "unix" | "quic" | "tcp-tls" | "nats"
-    ) {
+    // `tcp` (plain, loopback) is only a floor: `--scenario floor`.
+    let floor_tcp = a.scenario == "floor" && a.transport == "tcp";
+    if !floor_tcp
+        && !matches!(
+            a.transport.as_str(),
+            "pipe" | "unix" | "quic" | "tcp-tls" | "nats"
+        )
+    {
         return Err(format!(
             "unknown transport {} (pipe, unix, quic, tcp-tls, nats)",
             a.transport
@@ -529,67 +534,116 @@ fn hub_config(urls: &str) -> redux_cluster::hub::HubConfig {
 }
 
 /// p50, p99 and max of `samples`, in microseconds.
-/// `--scenario floor`: see the module docs. Blocking std sockets, no
-/// runtime involved.
-fn floor(a: Args) -> Result<(), Box<dyn std::error::Error>> {
-    use std::io::{Read, Write};
-    use std::os::unix::net::{UnixListener, UnixStream};
-    /// Reads `buf` whole, spinning instead of sleeping.
-    fn spin_read(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
-        let mut got = 0;
-        while got < buf.len() {
-            match s.read(&mut buf[got..]) {
-                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                Ok(k) => got += k,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+/// A socket the floor ping-pongs over (Unix or TCP).
+trait Pong: std::io::Read + std::io::Write {
+    fn nonblocking(&self) -> std::io::Result<()>;
+}
+
+impl Pong for std::os::unix::net::UnixStream {
+    fn nonblocking(&self) -> std::io::Result<()> {
+        self.set_nonblocking(true)
     }
+}
+
+impl Pong for std::net::TcpStream {
+    fn nonblocking(&self) -> std::io::Result<()> {
+        self.set_nonblocking(true)
+    }
+}
+
+/// Reads `buf` whole, spinning instead of sleeping (a non-blocking socket).
+fn spin_read(s: &mut impl Pong, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The echo side of the floor: `n` sleeping rounds, then `n` spinning.
+fn echo(s: &mut impl Pong, n: u64) -> std::io::Result<()> {
     let mut buf = [0u8; 64];
-    if let Some(path) = std::env::var_os(FLOOR_ENV) {
-        let mut s = UnixStream::connect(path)?;
-        for _ in 0..a.n {
-            s.read_exact(&mut buf)?;
-            s.write_all(&buf)?;
-        }
-        s.set_nonblocking(true)?;
-        for _ in 0..a.n {
-            spin_read(&mut s, &mut buf)?;
-            s.write_all(&buf)?;
-        }
-        return Ok(());
+    for _ in 0..n {
+        s.read_exact(&mut buf)?;
+        s.write_all(&buf)?;
     }
-    let path = std::env::temp_dir().join(format!("bench-floor-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(std::env::args_os().skip(1))
-        .env(FLOOR_ENV, &path)
-        .spawn()?;
-    let (mut s, _) = listener.accept()?;
-    let _ = std::fs::remove_file(&path);
-    let mut sleeping = Vec::with_capacity(a.n as usize);
-    for _ in 0..a.n {
+    s.nonblocking()?;
+    for _ in 0..n {
+        spin_read(s, &mut buf)?;
+        s.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+/// The timed side of the floor: (sleeping, spinning) round trips.
+fn ping(s: &mut impl Pong, n: u64) -> std::io::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut buf = [0u8; 64];
+    let mut sleeping = Vec::with_capacity(n as usize);
+    for _ in 0..n {
         let t = Instant::now();
         s.write_all(&buf)?;
         s.read_exact(&mut buf)?;
         sleeping.push(t.elapsed());
     }
-    s.set_nonblocking(true)?;
-    let mut spinning = Vec::with_capacity(a.n as usize);
-    for _ in 0..a.n {
+    s.nonblocking()?;
+    let mut spinning = Vec::with_capacity(n as usize);
+    for _ in 0..n {
         let t = Instant::now();
         s.write_all(&buf)?;
-        spin_read(&mut s, &mut buf)?;
+        spin_read(s, &mut buf)?;
         spinning.push(t.elapsed());
     }
+    Ok((sleeping, spinning))
+}
+
+/// `--scenario floor [--transport tcp]`: see the module docs. Blocking std
+/// sockets, no runtime involved.
+fn floor(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let tcp = a.transport == "tcp";
+    if let Some(at) = std::env::var_os(FLOOR_ENV) {
+        if tcp {
+            let mut s = TcpStream::connect(at.to_string_lossy().as_ref())?;
+            s.set_nodelay(true)?;
+            echo(&mut s, a.n)?;
+        } else {
+            echo(&mut UnixStream::connect(at)?, a.n)?;
+        }
+        return Ok(());
+    }
+    let spawn = |at: &std::ffi::OsStr| {
+        std::process::Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(FLOOR_ENV, at)
+            .spawn()
+    };
+    let ((sleeping, spinning), mut child) = if tcp {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let child = spawn(listener.local_addr()?.to_string().as_ref())?;
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        (ping(&mut s, a.n)?, child)
+    } else {
+        let path = std::env::temp_dir().join(format!("bench-floor-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        let child = spawn(path.as_os_str())?;
+        let (mut s, _) = listener.accept()?;
+        let _ = std::fs::remove_file(&path);
+        (ping(&mut s, a.n)?, child)
+    };
     child.wait()?;
     let (p50, p99, _) = percentiles(sleeping);
     let (spin50, spin99, _) = percentiles(spinning);
     println!(
-        "{{\"system\":\"rust\",\"scenario\":\"floor\",\"n\":{},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"spin_p50_us\":{spin50:.1},\"spin_p99_us\":{spin99:.1}}}",
+        "{{\"system\":\"rust\",\"scenario\":\"floor\",\"over\":\"{}\",\"n\":{},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"spin_p50_us\":{spin50:.1},\"spin_p99_us\":{spin99:.1}}}",
+        if tcp { "tcp" } else { "unix" },
         a.n
     );
     Ok(())
