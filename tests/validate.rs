@@ -3,7 +3,7 @@
 //! fire-and-forget dispatch), the other actions of its batch are applied
 //! with their own seqs, and the validator is told who sent each action.
 //! Over every transport: in the process, a forked worker's pipe, a Unix
-//! socket, QUIC and TCP + TLS with client certificates. (Browsers: the
+//! socket, QUIC and TCP + TLS with client certificates, a relay's worker. (Browsers: the
 //! Chromium end-to-end test; hubs: tests/hub.rs; a rejection answered
 //! again after a reconnect and a master crash: tests/crash.rs.)
 
@@ -134,6 +134,38 @@ async fn a_forked_worker_s_rejected_actions_are_applied_nowhere() {
         "{:?}",
         seen.lock()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[serial]
+async fn a_relay_s_worker_learns_of_its_rejected_actions() {
+    // master (this process) <- Unix socket <- relay (a client process) <-
+    // pipe <- worker (forked by the relay): the rejections travel back
+    // down both links.
+    let (store, _) = master(|_| {});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sock");
+    let _server = store.serve(ServeConfig::unix(&path)).await.expect("serve");
+    let mut relay = redux_cluster_tests::Proc::spawn(
+        env!("CARGO_BIN_EXE_client"),
+        &path,
+        &["relay", env!("CARGO_BIN_EXE_worker")],
+    );
+    tokio::time::timeout(LIMIT, async {
+        assert_eq!(
+            relay.line().await,
+            r#"commit Rejected { reason: "adding nothing" }"#
+        );
+        assert_eq!(
+            relay.line().await,
+            "event the master rejected a dispatched action: adding nothing"
+        );
+        assert_eq!(relay.line().await, "committed 3 10");
+    })
+    .await
+    .expect("hang");
+    store.wait_for(3).await.expect("applied");
+    assert_eq!((store.seq(), store.state().total), (3, 10));
 }
 
 /// A client store of `store` over `cfg`: a commit of a rejected action

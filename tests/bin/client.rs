@@ -21,6 +21,9 @@
 //!   waits for a rollback event, prints `rolled <total> <seq>`.
 //! - `many N SLOT K EXPECT`: N client stores in this process, each
 //!   dispatching K as SLOT; print `final …` once all reach EXPECT.
+//! - `relay WORKER_EXE`: join (as a relay), fork `WORKER_EXE rejected`
+//!   (tests/bin/worker.rs), which dispatches through this process; print
+//!   the worker's lines.
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::transport::tls::Trust;
@@ -98,6 +101,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             let seq = store.wait_until(|s| s.total >= expect).await?;
             let s = store.get_state();
             out(format!("final {} {} {}", s.total, s.digest, seq));
+        }
+        Some("relay") => {
+            store.ready().await?;
+            let mut cmd = std::process::Command::new(args.get(2).ok_or("WORKER_EXE")?);
+            cmd.arg("rejected").stdout(std::process::Stdio::piped());
+            let mut worker = redux_cluster::cluster::spawn_worker(cmd)?;
+            let stdout = worker.take_stdout().ok_or("the worker's stdout")?;
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+            while let Some(line) = lines.next_line().await? {
+                out(line);
+            }
         }
         Some("join") => match store.ready().await {
             Ok(()) => out("joined".into()),
