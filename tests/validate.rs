@@ -3,9 +3,10 @@
 //! fire-and-forget dispatch), the other actions of its batch are applied
 //! with their own seqs, and the validator is told who sent each action.
 //! Over every transport: in the process, a forked worker's pipe, a Unix
-//! socket, QUIC and TCP + TLS with client certificates, a relay's worker. (Browsers: the
-//! Chromium end-to-end test; hubs: tests/hub.rs; a rejection answered
-//! again after a reconnect and a master crash: tests/crash.rs.)
+//! socket, QUIC and TCP + TLS with client certificates, and a relay's
+//! worker. (Browsers: the Chromium end-to-end test; hubs: tests/hub.rs; a
+//! rejection answered again after a reconnect and a master crash:
+//! tests/crash.rs.)
 
 use redux_cluster::client::ConnectConfig;
 use redux_cluster::server::ServeConfig;
