@@ -30,9 +30,10 @@
 //! state through a guard (what a follower's reader does instead of a
 //! network round trip), each timed; prints reads per second and p50/p99.
 //!
-//! `--scenario floor --n N [--transport tcp]`: the machine's floor for a
-//! round trip between two processes: a 64-byte ping-pong with a child over
-//! a Unix socket (or TCP on loopback, what browsers and TLS clients use), N
+//! `--scenario floor --n N [--transport tcp|udp]`: the machine's floor for
+//! a round trip between two processes: a 64-byte ping-pong with a child
+//! over a Unix socket (or over TCP or UDP on loopback: what browsers and
+//! TLS clients, and QUIC, run on), N
 //! times with blocking reads (both sides sleep between messages, as idle
 //! processes do: on a VM each wake-up can cost tens of µs), then N times
 //! spinning (neither side ever sleeps: what the hardware and kernel cost).
@@ -97,7 +98,7 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     // `tcp` (plain, loopback) is only a floor: `--scenario floor`.
-    let floor_tcp = a.scenario == "floor" && a.transport == "tcp";
+    let floor_tcp = a.scenario == "floor" && matches!(a.transport.as_str(), "tcp" | "udp");
     if !floor_tcp
         && !matches!(
             a.transport.as_str(),
@@ -551,6 +552,31 @@ impl Pong for std::net::TcpStream {
     }
 }
 
+/// A connected UDP socket as a stream of 64-byte datagrams.
+struct Udp(std::net::UdpSocket);
+
+impl std::io::Read for Udp {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl std::io::Write for Udp {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.send(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Pong for Udp {
+    fn nonblocking(&self) -> std::io::Result<()> {
+        self.0.set_nonblocking(true)
+    }
+}
+
 /// Reads `buf` whole, spinning instead of sleeping (a non-blocking socket).
 fn spin_read(s: &mut impl Pong, buf: &mut [u8]) -> std::io::Result<()> {
     let mut got = 0;
@@ -601,12 +627,15 @@ fn ping(s: &mut impl Pong, n: u64) -> std::io::Result<(Vec<Duration>, Vec<Durati
     Ok((sleeping, spinning))
 }
 
-/// `--scenario floor [--transport tcp]`: see the module docs. Blocking std
-/// sockets, no runtime involved.
+/// `--scenario floor [--transport tcp|udp]`: see the module docs.
+/// Blocking std sockets, no runtime involved.
 fn floor(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     use std::net::{TcpListener, TcpStream};
     use std::os::unix::net::{UnixListener, UnixStream};
     let tcp = a.transport == "tcp";
+    if a.transport == "udp" {
+        return udp_floor(&a);
+    }
     if let Some(at) = std::env::var_os(FLOOR_ENV) {
         if tcp {
             let mut s = TcpStream::connect(at.to_string_lossy().as_ref())?;
@@ -639,14 +668,41 @@ fn floor(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         (ping(&mut s, a.n)?, child)
     };
     child.wait()?;
+    print_floor(if tcp { "tcp" } else { "unix" }, a.n, sleeping, spinning);
+    Ok(())
+}
+
+/// The floor over UDP on loopback (what QUIC runs on): the child binds its
+/// own socket and its first datagram tells the parent where it is.
+fn udp_floor(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::net::UdpSocket;
+    if let Some(peer) = std::env::var_os(FLOOR_ENV) {
+        let s = UdpSocket::bind("127.0.0.1:0")?;
+        s.connect(peer.to_string_lossy().as_ref())?;
+        // The parent learns our address from the first datagram.
+        s.send(&[0u8; 64])?;
+        return Ok(echo(&mut Udp(s), a.n)?);
+    }
+    let s = UdpSocket::bind("127.0.0.1:0")?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .env(FLOOR_ENV, s.local_addr()?.to_string())
+        .spawn()?;
+    let mut hello = [0u8; 64];
+    let (_, from) = s.recv_from(&mut hello)?;
+    s.connect(from)?;
+    let (sleeping, spinning) = ping(&mut Udp(s), a.n)?;
+    child.wait()?;
+    print_floor("udp", a.n, sleeping, spinning);
+    Ok(())
+}
+
+fn print_floor(over: &str, n: u64, sleeping: Vec<Duration>, spinning: Vec<Duration>) {
     let (p50, p99, _) = percentiles(sleeping);
     let (spin50, spin99, _) = percentiles(spinning);
     println!(
-        "{{\"system\":\"rust\",\"scenario\":\"floor\",\"over\":\"{}\",\"n\":{},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"spin_p50_us\":{spin50:.1},\"spin_p99_us\":{spin99:.1}}}",
-        if tcp { "tcp" } else { "unix" },
-        a.n
+        "{{\"system\":\"rust\",\"scenario\":\"floor\",\"over\":\"{over}\",\"n\":{n},\"p50_us\":{p50:.1},\"p99_us\":{p99:.1},\"spin_p50_us\":{spin50:.1},\"spin_p99_us\":{spin99:.1}}}"
     );
-    Ok(())
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64, f64) {
