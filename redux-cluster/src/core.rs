@@ -9,7 +9,7 @@ use crate::options::{Options, Role, Roles};
 pub(crate) use crate::outbox::Reply;
 use crate::outbox::{self, Outbox};
 use crate::reducer::Reducer;
-use crate::validate::{Check, Committed, Peer, Validator};
+use crate::validate::{Check, Committed, Peer, Rejection, Validator};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -294,8 +294,8 @@ impl<S: Reducer> Shared<S> {
     }
 
     /// Reports the rejections of a batch from `peer` (master side).
-    pub fn rejected(&self, peer: &Peer, done: &Committed) {
-        for r in &done.rejected {
+    pub fn rejected(&self, peer: &Peer, rejected: &[Rejection]) {
+        for r in rejected {
             self.event(crate::Event::ActionRejected {
                 peer: peer.to_string(),
                 reason: r.reason.clone(),
@@ -642,7 +642,7 @@ impl<S: Reducer> Shared<S> {
         };
         drop(guard);
         self.publish(done.seq);
-        self.rejected(peer, &done);
+        self.rejected(peer, &done.rejected);
         res.map(|()| done)
     }
 
@@ -662,32 +662,37 @@ impl<S: Reducer> Shared<S> {
         })
     }
 
-    /// On a hub with a validator, checks this process's own actions (as
-    /// sent by `peer`) against the hub's state before they are queued for
-    /// the shared log: returns the accepted ones and the rejections (by
-    /// index in `actions`). `None` where nothing is checked before queueing
-    /// (a follower: its master checks).
-    pub fn precheck<'a>(
+    /// Checks `actions` (as sent by `peer`) against the state now, ahead
+    /// of their being sequenced elsewhere (a hub's shared log); returns the
+    /// rejections, reported. None without a validator.
+    pub fn check_ahead<'a>(
         &self,
-        actions: &'a [S::Action],
+        actions: impl IntoIterator<Item = &'a S::Action>,
         peer: &Peer,
-    ) -> Option<(Vec<&'a S::Action>, Vec<crate::validate::Rejection>)> {
-        self.sequencer()?;
-        let check = self.check(peer)?;
-        let mut accepted = Vec::with_capacity(actions.len());
-        let mut rejected = Vec::new();
-        {
+    ) -> Vec<Rejection> {
+        let Some(check) = self.check(peer) else {
+            return Vec::new();
+        };
+        let rejected: Vec<Rejection> = {
             let core = self.core.read();
-            for (i, a) in actions.iter().enumerate() {
-                match check.run(&core.state, a, i) {
-                    Some(r) => rejected.push(r),
-                    None => accepted.push(a),
-                }
-            }
+            actions
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, a)| check.run(&core.state, a, i))
+                .collect()
+        };
+        self.rejected(peer, &rejected);
+        rejected
+    }
+
+    /// On a hub, [`Shared::check_ahead`] of this process's own actions
+    /// before they are queued for the log; none elsewhere (a follower's
+    /// master checks them).
+    pub fn precheck(&self, actions: &[S::Action], peer: &Peer) -> Vec<Rejection> {
+        if self.sequencer().is_none() {
+            return Vec::new();
         }
-        let done = Committed { seq: 0, rejected };
-        self.rejected(peer, &done);
-        Some((accepted, done.rejected))
+        self.check_ahead(actions, peer)
     }
 
     /// Queues `count` actions that `write` appends, already encoded.

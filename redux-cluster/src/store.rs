@@ -12,7 +12,7 @@ use crate::options::{Mode, Options, Role, Roles};
 use crate::reducer::Reducer;
 use crate::schema::{SchemaHash, StoreId};
 use crate::streams::{Actions, Selection, Subscription};
-use crate::validate::Committed;
+use crate::validate::{accepted, Committed};
 use parking_lot::{MappedRwLockReadGuard, RwLockReadGuard};
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -330,17 +330,21 @@ impl<S: Reducer> Store<S> {
                 .shared
                 .apply_local(actions, &crate::Peer::Local)
                 .and_then(|done| done.single().map(|_| ())),
-            Some(f) => match self.shared.precheck(actions, &crate::Peer::Local) {
-                None => self.shared.enqueue(f, actions, None),
-                Some((accepted, rejected)) => {
-                    let rejected = rejected
-                        .into_iter()
-                        .next()
-                        .map(|r| DispatchError::Rejected { reason: r.reason });
-                    self.shared.enqueue(f, accepted, None)?;
-                    rejected.map_or(Ok(()), Err)
+            Some(f) => {
+                // A hub with a validator checks them here: only the
+                // accepted ones are queued.
+                let checked = self.shared.precheck(actions, &crate::Peer::Local);
+                let Some(first) = checked.first() else {
+                    return self.shared.enqueue(f, actions, None);
+                };
+                let queued: Vec<&S::Action> = accepted(actions, &checked).collect();
+                if !queued.is_empty() {
+                    self.shared.enqueue(f, queued, None)?;
                 }
-            },
+                Err(DispatchError::Rejected {
+                    reason: first.reason.clone(),
+                })
+            }
         }
     }
 
@@ -386,6 +390,9 @@ impl<S: Reducer> Store<S> {
     ) -> Vec<Result<u64, DispatchError>> {
         let n = actions.len();
         let fail = |e: DispatchError| vec![Err(e); n];
+        if n == 0 {
+            return Vec::new();
+        }
         if self.shared.closed.load(Ordering::Relaxed) {
             return fail(DispatchError::Closed);
         }
@@ -393,41 +400,36 @@ impl<S: Reducer> Store<S> {
         let reply: crate::core::Reply = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        match &self.shared.follower {
-            None => match self.shared.apply_local(actions, peer) {
-                Ok(done) => self.shared.reply_durable(done, reply),
-                Err(e) => return fail(e),
-            },
-            Some(f) => {
-                // A hub with a validator checks them here first: only the
-                // accepted ones are queued.
-                let (queued, rejected) = match self.shared.precheck(actions, peer) {
-                    None => (actions.iter().collect(), Vec::new()),
-                    Some(checked) => checked,
-                };
-                let m = queued.len();
-                let res = if m == 0 {
-                    Ok(Committed::at(0))
-                } else if let Err(e) = self.shared.enqueue(f, queued, Some(reply)) {
-                    Err(e)
-                } else {
-                    rx.await.unwrap_or(Err(DispatchError::Closed))
-                };
-                let mut accepted = match res {
-                    Ok(done) => done.per_action(m).into_iter(),
+        // Rejected before they were sent (a hub's own actions).
+        let checked = match &self.shared.follower {
+            None => {
+                match self.shared.apply_local(actions, peer) {
+                    Ok(done) => self.shared.reply_durable(done, reply),
                     Err(e) => return fail(e),
-                };
-                let mut rejected = rejected.into_iter().peekable();
-                return (0..n)
-                    .map(|i| match rejected.next_if(|r| r.index as usize == i) {
-                        Some(r) => Err(DispatchError::Rejected { reason: r.reason }),
-                        None => accepted.next().unwrap_or(Err(DispatchError::Closed)),
-                    })
-                    .collect();
+                }
+                Vec::new()
             }
-        }
+            Some(f) => {
+                let checked = self.shared.precheck(actions, peer);
+                let queued = if checked.is_empty() {
+                    self.shared.enqueue(f, actions, Some(reply))
+                } else {
+                    let queued: Vec<&S::Action> = accepted(actions, &checked).collect();
+                    if queued.is_empty() {
+                        reply(Ok(Committed::default()));
+                        Ok(())
+                    } else {
+                        self.shared.enqueue(f, queued, Some(reply))
+                    }
+                };
+                if let Err(e) = queued {
+                    return fail(e);
+                }
+                checked
+            }
+        };
         match rx.await {
-            Ok(Ok(done)) => done.per_action(n),
+            Ok(Ok(done)) => done.after_checked(checked, n).per_action(n),
             Ok(Err(e)) => fail(e),
             Err(_) => fail(DispatchError::Closed),
         }
@@ -439,36 +441,12 @@ impl<S: Reducer> Store<S> {
         action: S::Action,
         peer: &crate::Peer,
     ) -> Result<u64, DispatchError> {
-        if self.shared.closed.load(Ordering::Relaxed) {
-            return Err(DispatchError::Closed);
-        }
         let started = std::time::Instant::now();
-        let (tx, rx) = oneshot::channel();
-        let reply: crate::core::Reply = Box::new(move |r| {
-            let _ = tx.send(r);
-        });
-        let action = std::slice::from_ref(&action);
-        match &self.shared.follower {
-            None => {
-                let done = self.shared.apply_local(action, peer)?;
-                if !done.rejected.is_empty() {
-                    return done.single();
-                }
-                self.shared.reply_durable(done, reply);
-            }
-            Some(f) => {
-                if let Some((_, rejected)) = self.shared.precheck(action, peer) {
-                    if let Some(r) = rejected.into_iter().next() {
-                        return Err(DispatchError::Rejected { reason: r.reason });
-                    }
-                }
-                self.shared.enqueue(f, action, Some(reply))?
-            }
-        }
-        let done = rx
+        let done = self
+            .commit_all_from(std::slice::from_ref(&action), peer)
             .await
-            .unwrap_or(Err(DispatchError::Closed))
-            .and_then(crate::validate::Committed::single);
+            .pop()
+            .unwrap_or(Err(DispatchError::Closed));
         if done.is_ok() {
             crate::telemetry::commit(S::NAME, started.elapsed());
         }

@@ -172,6 +172,25 @@ impl Committed {
 }
 
 impl Committed {
+    /// What a dispatch of `n` actions came to, when `checked` were rejected
+    /// before it was sent (by index among the `n`) and `self` answers the
+    /// others (its indices among those).
+    pub fn after_checked(mut self, checked: Vec<Rejection>, n: usize) -> Self {
+        if checked.is_empty() {
+            return self;
+        }
+        let kept: Vec<u32> = (0..n as u32)
+            .filter(|i| !checked.iter().any(|r| r.index == *i))
+            .collect();
+        for r in &mut self.rejected {
+            if let Some(&i) = kept.get(r.index as usize) {
+                r.index = i;
+            }
+        }
+        self.rejected.extend(checked);
+        self
+    }
+
     /// The result of each of the `n` actions this covers: its own seq
     /// (rejected actions take none), or its rejection.
     pub fn per_action(mut self, n: usize) -> Vec<Result<u64, crate::DispatchError>> {
@@ -191,6 +210,18 @@ impl Committed {
             })
             .collect()
     }
+}
+
+/// `items` without those the rejections name (by index).
+pub(crate) fn accepted<'a, T>(
+    items: &'a [T],
+    rejected: &'a [Rejection],
+) -> impl Iterator<Item = &'a T> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rejected.iter().any(|r| r.index as usize == *i))
+        .map(|(_, t)| t)
 }
 
 /// A validator with the peer whose actions it checks.
@@ -227,7 +258,23 @@ mod tests {
         let no = Err(crate::DispatchError::Rejected {
             reason: "no".into(),
         });
-        assert_eq!(done.per_action(4), vec![Ok(10), no, Ok(11), Ok(12)]);
+        assert_eq!(
+            done.clone().per_action(4),
+            vec![Ok(10), no.clone(), Ok(11), Ok(12)]
+        );
+        // The same answer for a dispatch of 5 whose action 0 was rejected
+        // before it was sent.
+        let checked = vec![Rejection {
+            index: 0,
+            reason: "early".into(),
+        }];
+        let early = Err(crate::DispatchError::Rejected {
+            reason: "early".into(),
+        });
+        assert_eq!(
+            done.after_checked(checked, 5).per_action(5),
+            vec![early, Ok(10), no, Ok(11), Ok(12)]
+        );
         assert_eq!(Committed::at(5).per_action(2), vec![Ok(4), Ok(5)]);
     }
 }

@@ -9,7 +9,7 @@ use crate::protocol::{Actions, Digest, FrameCodec, Message, Position, Snapshot};
 use crate::reducer::Reducer;
 use crate::schema::SchemaHash;
 use crate::session::Seen;
-use crate::validate::Committed;
+use crate::validate::{accepted, Committed};
 use crate::FrameError;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -65,25 +65,17 @@ impl<S: Reducer> Source for Shared<S> {
             // own session, so a batch re-sent through another hub is
             // recognised there. The validator runs first, against this
             // hub's state; the rejections travel with the batch.
-            let Some(check) = self.check(peer) else {
-                log.submit(session, batch, count, packed, Vec::new(), reply);
+            let rejected = self.check_ahead(actions.iter().map(|(a, _)| a), peer);
+            if rejected.is_empty() {
+                log.submit(session, batch, count, packed, rejected, reply);
                 return Ok(());
-            };
-            let mut accepted = Vec::with_capacity(packed.len());
-            let mut rejected = Vec::new();
-            {
-                let core = self.core.read();
-                for (i, (a, range)) in actions.iter().enumerate() {
-                    match check.run(&core.state, a, i) {
-                        Some(r) => rejected.push(r),
-                        None => accepted.extend_from_slice(&packed[range.clone()]),
-                    }
-                }
             }
-            let kept = count - rejected.len() as u32;
-            let done = crate::validate::Committed { seq: 0, rejected };
-            self.rejected(peer, &done);
-            log.submit(session, batch, kept, &accepted, done.rejected, reply);
+            let mut kept = Vec::with_capacity(packed.len());
+            for (_, range) in accepted(&actions, &rejected) {
+                kept.extend_from_slice(&packed[range.clone()]);
+            }
+            let n = count - rejected.len() as u32;
+            log.submit(session, batch, n, &kept, rejected, reply);
             return Ok(());
         }
         if let Some(f) = &self.follower {
@@ -126,7 +118,7 @@ impl<S: Reducer> Source for Shared<S> {
         sessions.record(session, batch, done.clone());
         drop(sessions);
         self.publish(done.seq);
-        self.rejected(peer, &done);
+        self.rejected(peer, &done.rejected);
         self.reply_durable(done, reply);
         Ok(())
     }

@@ -435,16 +435,7 @@ async fn commit_parsed<S: Reducer>(
             Err(e) => Err(e),
         });
     }
-    let mut committed = if actions.len() == 1 {
-        let one = actions.pop().map(|a| store.commit_from(a, who));
-        match one {
-            Some(f) => vec![f.await],
-            None => Vec::new(),
-        }
-    } else {
-        store.commit_all_from(&actions, who).await
-    }
-    .into_iter();
+    let mut committed = store.commit_all_from(&actions, who).await.into_iter();
     slots
         .into_iter()
         .map(|s| match s {
